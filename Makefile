@@ -1,0 +1,59 @@
+# Zero to GPT. The two commands a newcomer needs:
+#   make book   set up, then build the website into _build/html/
+#   make test   set up, then run the unit tests and execute every chapter
+# Both create .venv when it is missing and are safe to run again.
+
+PYTHON ?= python3
+# The torch release the book is tested with. Override for another build, e.g.
+#   make test TORCH=torch  (the newest release from PyPI)
+TORCH ?= torch==2.13.0
+
+VENV := .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.installed
+MATHJAX := book/_vendor/mathjax/tex-mml-chtml.js
+# What the execution cache cannot see: the library's code and the profile.
+LIB_STATE = $$(cat lib/zero2gpt/*.py | sha256sum | cut -c1-16)-$${ZERO2GPT_PROFILE:-default}
+
+.PHONY: book test tangle check-tangle serve clean setup
+
+setup: $(READY)
+
+$(READY): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	touch $@
+
+$(MATHJAX): package.json
+	npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	rm -rf book/_vendor/mathjax
+	mkdir -p book/_vendor/mathjax
+	cp -r node_modules/mathjax/es5/. book/_vendor/mathjax/
+	touch $@
+
+tangle: $(READY)
+	$(BIN)/python book/tangle.py
+
+check-tangle: $(READY)
+	$(BIN)/python book/tangle.py --check
+
+test: check-tangle
+	$(BIN)/python -m pytest
+
+book: check-tangle $(MATHJAX)
+	@state="$(LIB_STATE)"; \
+	if [ "$$state" != "$$(cat _build/.lib-state 2>/dev/null)" ]; then \
+	  echo "lib/ or the profile changed since the last build: clearing the execution cache"; \
+	  rm -rf _build; \
+	fi; \
+	$(BIN)/jupyter-book build . --all -W --keep-going && \
+	echo "$$state" > _build/.lib-state
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+serve:
+	@test -f _build/html/index.html || { echo "No site yet: run 'make book' first."; exit 1; }
+	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory _build/html
+
+clean:
+	rm -rf _build book/_vendor

@@ -1,0 +1,86 @@
+"""Where and how big the book's computations run: profiles, devices and seeds.
+
+Hand-written, not generated: every chapter imports it, so it holds only what
+every chapter needs.
+
+- A *profile* sizes the work. ``smoke`` is for CI on a small CPU, ``laptop``
+  for a reader without a GPU, ``full`` for a GPU that reproduces the book's
+  published results. ``ZERO2GPT_PROFILE`` chooses; without it the answer is
+  ``full`` when CUDA is available and ``laptop`` otherwise.
+- A *device* is where tensors live: CUDA, then Apple's MPS, then the CPU.
+  ``ZERO2GPT_DEVICE`` (or an argument) asks for one in particular.
+- ``set_seed`` makes a run repeatable.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "laptop", "full")
+DEVICE_TYPES = ("cuda", "mps", "cpu")
+
+T = TypeVar("T")
+
+
+def profile() -> str:
+    """The active profile: ``ZERO2GPT_PROFILE``, else ``full`` with CUDA and ``laptop`` without."""
+    name = os.environ.get("ZERO2GPT_PROFILE", "").strip()
+    if not name:
+        return "full" if torch.cuda.is_available() else "laptop"
+    if name not in PROFILES:
+        raise ValueError(f"ZERO2GPT_PROFILE must be one of {', '.join(PROFILES)}; got {name!r}")
+    return name
+
+
+def by_profile(*, smoke: T, laptop: T, full: T) -> T:
+    """The value given for the active profile, e.g. ``steps = by_profile(smoke=200, laptop=3000, full=5000)``."""
+    return {"smoke": smoke, "laptop": laptop, "full": full}[profile()]
+
+
+def available_devices() -> list[str]:
+    """The device types this machine offers, best first."""
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    found.append("cpu")
+    return found
+
+
+def device(name: str | None = None) -> torch.device:
+    """The device to compute on.
+
+    ``name`` (or else ``ZERO2GPT_DEVICE``) asks for one, such as ``"cpu"`` or
+    ``"cuda:1"``; a request this machine cannot meet is an error. With neither,
+    the best available: CUDA, then MPS, then the CPU.
+    """
+    requested = name if name is not None else os.environ.get("ZERO2GPT_DEVICE", "").strip()
+    if not requested:
+        return torch.device(available_devices()[0])
+    try:
+        chosen = torch.device(requested)
+    except RuntimeError:
+        chosen = None
+    if chosen is None or chosen.type not in DEVICE_TYPES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_TYPES)} (optionally with an index, like 'cuda:1'); got {requested!r}")
+    have = available_devices()
+    if chosen.type not in have:
+        raise RuntimeError(f"device {requested!r} was requested but this machine has no {chosen.type}; available: {', '.join(have)}")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise RuntimeError(f"device {requested!r} was requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return chosen
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's random generators (all devices) with ``seed``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1; got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
