@@ -26,6 +26,7 @@ $(READY): pyproject.toml
 	touch $@
 
 $(MATHJAX): package.json
+	@command -v npm >/dev/null || { echo "make book needs Node.js and npm, to serve MathJax from the site itself"; exit 1; }
 	npm install --no-package-lock --no-audit --no-fund --loglevel=error
 	rm -rf book/_vendor/mathjax
 	mkdir -p book/_vendor/mathjax
