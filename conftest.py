@@ -17,6 +17,7 @@ import nbval.plugin
 from nbval.plugin import IPyNbFile
 
 ROOT = Path(__file__).parent
+pytest_plugins = ["pytester"]  # tests/test_notebook_collection.py runs pytest on sample chapters
 NOTEBOOK_FOLDERS = (ROOT / "chapters", ROOT / "book")
 
 

@@ -9,5 +9,3 @@ matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))
-
-pytest_plugins = ["pytester"]
