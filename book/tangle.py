@@ -58,7 +58,7 @@ def read_chapter(path: Path) -> Chapter:
     notebook = jupytext.read(path, fmt="md:myst")
     module = (notebook.metadata.get("zero2gpt") or {}).get("module")
     title = next(
-        (line.lstrip("# ").strip() for cell in notebook.cells if cell.cell_type == "markdown"
+        (line[2:].strip() for cell in notebook.cells if cell.cell_type == "markdown"
          for line in cell.source.splitlines() if line.startswith("# ")),
         path.stem,
     )

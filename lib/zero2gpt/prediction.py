@@ -4,7 +4,7 @@
 # %% chapters/01_prediction.md::Cell 9
 import numpy as np
 
-MAX_SWITCHES = 24  # 2**24 patterns already fill hundreds of megabytes
+MAX_SWITCHES = 20  # 2**20 patterns of 20 switches already take 168 MB
 
 
 def all_switch_patterns(n_switches: int) -> np.ndarray:
