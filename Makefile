@@ -15,7 +15,7 @@ MATHJAX := book/_vendor/mathjax/tex-mml-chtml.js
 # What the execution cache cannot see: the library's code and the profile.
 LIB_STATE = $$(cat lib/zero2gpt/*.py | sha256sum | cut -c1-16)-$${ZERO2GPT_PROFILE:-default}
 
-.PHONY: book test tangle check-tangle serve clean setup
+.PHONY: book test tangle check-tangle serve clean setup browser
 
 setup: $(READY)
 
@@ -51,6 +51,15 @@ book: check-tangle $(MATHJAX)
 	$(BIN)/jupyter-book build . --all -W --keep-going && \
 	echo "$$state" > _build/.lib-state
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+# The site tests (tests/test_site.py) need a Chromium-like browser; they skip without one.
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then \
+	  echo "A Chromium-like browser is installed."; \
+	else \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; \
+	fi
 
 serve:
 	@test -f _build/html/index.html || { echo "No site yet: run 'make book' first."; exit 1; }

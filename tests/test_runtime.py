@@ -1,6 +1,9 @@
 """zero2gpt.runtime: profiles, devices and seeds."""
 
 import random
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -110,3 +113,38 @@ def test_set_seed_repeats_python_numpy_and_torch():
 def test_set_seed_rejects_what_the_generators_cannot_take(bad):
     with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\*\*32 - 1; got"):
         set_seed(bad)
+
+
+def test_run_summary_names_time_profile_device_and_versions(monkeypatch):
+    monkeypatch.setenv("ZERO2GPT_PROFILE", "smoke")
+    monkeypatch.setenv("ZERO2GPT_DEVICE", "cpu")
+    summary = runtime.run_summary()
+    assert re.fullmatch(
+        r"The code on this page ran in \d+\.\d s in the smoke profile on cpu, "
+        r"with zero2gpt \S+, NumPy \S+ and PyTorch \S+\.",
+        summary,
+    ), summary
+
+
+@pytest.mark.parametrize(
+    ("import_line", "silent"), [("from zero2gpt.runtime import tqdm", True), ("from tqdm.auto import tqdm", False)]
+)
+def test_progress_bar_import_is_silent_in_a_notebook_without_ipywidgets(import_line, silent):
+    # tqdm.auto takes a process that has loaded ipykernel's shell for a notebook
+    # kernel; a fresh interpreter that pretends to be one shows what leaks.
+    code = (
+        "import sys, types, warnings\n"
+        "warnings.simplefilter('always')\n"
+        "import IPython\n"
+        "sys.modules['ipykernel.zmqshell'] = types.ModuleType('ipykernel.zmqshell')\n"
+        "sys.modules['ipywidgets'] = None\n"
+        f"{import_line}\n"
+        "print(tqdm.__mro__[1].__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "tqdm.std", "expected the text bar"
+    if silent:
+        assert done.stderr == ""
+    else:  # the control: the same set-up does make plain tqdm.auto warn
+        assert "IProgress not found" in done.stderr

@@ -10,21 +10,37 @@ every chapter needs.
 - A *device* is where tensors live: CUDA, then Apple's MPS, then the CPU.
   ``ZERO2GPT_DEVICE`` (or an argument) asks for one in particular.
 - ``set_seed`` makes a run repeatable.
+- ``tqdm`` is the progress bar every training loop uses, and ``run_summary``
+  says how long a chapter took, where, and in which profile.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import time
+import warnings
 from typing import TypeVar
 
 import numpy as np
 import torch
+from tqdm import TqdmWarning
+
+import zero2gpt
+
+with warnings.catch_warnings():
+    # In a notebook without ipywidgets, tqdm.auto warns and falls back to a text
+    # bar. The text bar is what the book's website shows, so the warning is noise.
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm  # noqa: F401  (re-exported for the chapters' modules)
 
 PROFILES = ("smoke", "laptop", "full")
 DEVICE_TYPES = ("cuda", "mps", "cpu")
 
 T = TypeVar("T")
+
+# When this process first imported zero2gpt.runtime: a chapter's first cell does.
+_STARTED = time.perf_counter()
 
 
 def profile() -> str:
@@ -84,3 +100,12 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def run_summary() -> str:
+    """One line for the end of a chapter: time since ``zero2gpt.runtime`` was imported, profile, device, versions."""
+    seconds = time.perf_counter() - _STARTED
+    return (
+        f"The code on this page ran in {seconds:.1f} s in the {profile()} profile on {device().type}, "
+        f"with zero2gpt {zero2gpt.__version__}, NumPy {np.__version__} and PyTorch {torch.__version__}."
+    )

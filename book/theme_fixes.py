@@ -1,0 +1,66 @@
+"""Sphinx extension: two corrections to the pages Jupyter Book 1 makes.
+
+- Launch buttons open the chapter as an .ipynb. sphinx-book-theme points Colab
+  and Binder at the page's source file, here a MyST Markdown notebook
+  (`chapters/01_prediction.md`) on the source branch. Colab opens only .ipynb
+  files, so the Pages workflow publishes every chapter converted to .ipynb on
+  the branch named by `notebook_launch_branch`, and the links go there.
+- Each inline script appears once. sphinx-thebe adds its settings script
+  after the HTML builder has copied the registered scripts, so every page
+  declared `const THEBE_JS_URL` twice and the browser reported a SyntaxError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sphinx.application import Sphinx
+
+# The branch .github/workflows/gpu.yml pushes the executed notebooks to.
+NOTEBOOK_BRANCH = "notebooks"
+
+
+def launch_url(url: str, source: str, source_branch: str, notebook_branch: str) -> str:
+    """A Colab or Binder `url` for the Markdown `source`, moved to the .ipynb on `notebook_branch`."""
+    if not url.endswith(source):
+        return url
+    url = url[: -len(".md")] + ".ipynb"
+    # Colab: .../blob/<branch>/<path>; Binder: .../v2/gh/<org>/<repo>/<branch>?urlpath=lab/tree/<path>
+    for separator in "/?":
+        url = url.replace(f"/{source_branch}{separator}", f"/{notebook_branch}{separator}", 1)
+    return url
+
+
+def point_launch_buttons_at_notebooks(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    source = app.env.doc2path(pagename, base=False)
+    if not str(source).endswith(".md"):
+        return
+    options = app.config.html_theme_options
+    source_branch = options.get("repository_branch", "main")
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "launch-buttons":
+            for button in group["buttons"]:
+                if "url" in button:
+                    button["url"] = launch_url(button["url"], str(source), source_branch, app.config.notebook_launch_branch)
+
+
+def drop_repeated_scripts(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+    seen = set()
+    unique = []
+    for script in context.get("script_files", []):
+        # Registered twice, the same script comes back once with filename None, once with "".
+        key = (getattr(script, "filename", script) or None, tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("notebook_launch_branch", NOTEBOOK_BRANCH, "html")
+    # After sphinx-book-theme (priority 501) has made the buttons.
+    app.connect("html-page-context", point_launch_buttons_at_notebooks, priority=502)
+    app.connect("html-page-context", drop_repeated_scripts, priority=502)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
