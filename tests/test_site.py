@@ -7,9 +7,12 @@ or without Chromium they skip and say why; `.ci/run` sets
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import re
 import shutil
+import threading
 from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -196,6 +199,41 @@ def test_search_works_offline(open_page):
     results = loaded.page.locator("#search-results ul.search li a").evaluate_all("links => links.map(a => a.href)")
     assert any("chapters/01_prediction.html" in link for link in results), results
     assert loaded.outside == []
+
+
+@pytest.fixture
+def served_site():
+    """The site served over HTTP on 127.0.0.1, as `make serve` does; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_site_served_from_loopback_needs_nothing_else(browser, served_site):
+    context = browser.new_context()
+    elsewhere = []
+
+    def only_loopback(route):
+        if route.request.url.startswith(served_site):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_loopback)
+    page = context.new_page()
+    page.goto(served_site + "chapters/01_prediction.html", wait_until="load")
+    page.evaluate("() => window.MathJax?.startup?.promise ?? true")
+    assert page.locator("mjx-container").count() > 0
+    page.goto(served_site + "search.html?q=perceptron", wait_until="load")
+    page.wait_for_selector("#search-results ul.search li", timeout=15_000)
+    context.close()
+    assert elsewhere == [], f"the served site reached beyond 127.0.0.1: {elsewhere}"
 
 
 @pytest.mark.parametrize("relative", ["book/intro.html", "chapters/01_prediction.html"])
