@@ -1,4 +1,4 @@
-"""Sphinx extension: two corrections to the pages Jupyter Book 1 makes.
+"""Sphinx extension: three corrections to the pages Jupyter Book 1 makes.
 
 - Launch buttons open the chapter as an .ipynb. sphinx-book-theme points Colab
   and Binder at the page's source file, here a MyST Markdown notebook
@@ -8,12 +8,21 @@
 - Each inline script appears once. sphinx-thebe adds its settings script
   after the HTML builder has copied the registered scripts, so every page
   declared `const THEBE_JS_URL` twice and the browser reported a SyntaxError.
+- A progress bar shows its last state only. A text progress bar redraws its
+  line with a carriage return, and the kernel sends each redraw as its own
+  stream message. myst-nb's `nb_merge_streams` puts a newline after every
+  message before it resolves carriage returns, so a page showed every redraw
+  on a line of its own. `merge_streams` joins the messages as the terminal
+  would, then keeps what follows the last carriage return of each line.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import myst_nb.core.render
+from nbformat import NotebookNode
 from sphinx.application import Sphinx
 
 # The branch .github/workflows/gpu.yml pushes the executed notebooks to.
@@ -58,7 +67,27 @@ def drop_repeated_scripts(app: Sphinx, pagename: str, templatename: str, context
     context["script_files"] = unique
 
 
+def merge_streams(outputs: list[NotebookNode]) -> list[NotebookNode]:
+    """The outputs of a cell with each stream (stdout, stderr) in one piece, as a terminal would show it."""
+    merged, streams = [], {}
+    for output in outputs:
+        if output["output_type"] == "stream" and output["name"] in streams:
+            streams[output["name"]]["text"] += output["text"]
+            continue
+        output = copy.deepcopy(output)
+        if output["output_type"] == "stream":
+            streams[output["name"]] = output
+        merged.append(output)
+    for stream in streams.values():
+        lines = stream["text"].split("\n")
+        # A carriage return moves back to the start of the line: what follows the last one stays.
+        stream["text"] = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines)
+    return merged
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    # myst-nb calls coalesce_streams when nb_merge_streams is on; ours keeps carriage returns meaningful.
+    myst_nb.core.render.coalesce_streams = merge_streams
     app.add_config_value("notebook_launch_branch", NOTEBOOK_BRANCH, "html")
     # After sphinx-book-theme (priority 501) has made the buttons.
     app.connect("html-page-context", point_launch_buttons_at_notebooks, priority=502)

@@ -61,8 +61,8 @@ def test_chapter_closes_with_what_it_added_and_exercises_with_solutions(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_links_its_terms_to_the_glossary(path):
     glossary = (ROOT / "book" / "glossary.md").read_text()
-    defined = set(re.findall(r"^(\S[^\n]*)\n  \S", glossary.split("```{glossary}")[1], flags=re.MULTILINE))
+    defined = {term.lower() for term in re.findall(r"^(\S[^\n]*)\n  \S", glossary.split("```{glossary}")[1], flags=re.MULTILINE)}
     used = re.findall(r"\{term\}`([^`<]+?)(?: <([^>]+)>)?`", path.read_text())
     assert used, f"{path.name} links no term to the glossary"
     for text, target in used:
-        assert (target or text) in defined, f"{path.name} links {text!r} to a term the glossary lacks"
+        assert (target or text).lower() in defined, f"{path.name} links {text!r} to a term the glossary lacks"

@@ -114,6 +114,8 @@ INSPECT = """() => {
       .filter(el => !el.closest('.tag_raises-exception')).map(text),
     warningsShown: [...document.querySelectorAll('.output.stderr')]
       .filter(el => /Warning|Error|Traceback/.test(el.textContent)).map(text),
+    redrawnBars: [...document.querySelectorAll('.output.stderr')]
+      .filter(el => (el.textContent.match(/\\d+%\\|/g) || []).length > 1).map(text),
     highlightedCode: document.querySelectorAll('.highlight pre span[class]').length,
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
   };
@@ -154,6 +156,7 @@ def test_page_reads_well_offline(open_page, relative):
     assert found["emptyGlue"] == 0 and not found["glueErrors"], f"{relative}: a glued value is missing"
     assert found["errorBoxes"] == [], f"{relative}: execution errors on the page: {found['errorBoxes']}"
     assert found["warningsShown"] == [], f"{relative}: warnings printed on the page: {found['warningsShown']}"
+    assert found["redrawnBars"] == [], f"{relative}: a progress bar shows every redraw: {found['redrawnBars']}"
     assert broken_internal_links(found["links"]) == [], f"{relative}: broken internal links"
 
 

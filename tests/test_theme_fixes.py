@@ -2,7 +2,9 @@
 
 from sphinx.builders.html._assets import _JavaScript
 
-from theme_fixes import drop_repeated_scripts, launch_url
+from nbformat import NotebookNode
+
+from theme_fixes import drop_repeated_scripts, launch_url, merge_streams
 
 SOURCE = "chapters/01_prediction.md"
 
@@ -33,3 +35,40 @@ def test_a_script_registered_twice_is_kept_once_and_distinct_scripts_stay():
     context = {"script_files": [first, other, again]}
     drop_repeated_scripts(None, "page", "page.html", context, None)
     assert context["script_files"] == [first, other]
+
+
+def stream(name: str, text: str) -> NotebookNode:
+    return NotebookNode(output_type="stream", name=name, text=text)
+
+
+def test_a_progress_bar_keeps_only_its_last_state():
+    # What a kernel sends for a tqdm bar: one message per redraw, each starting with a carriage return.
+    outputs = [
+        stream("stderr", "\rsearch:   0%|          | 0/10"),
+        stream("stdout", "best: 3\n"),
+        stream("stderr", "\rsearch:  50%|#####     | 5/10"),
+        stream("stderr", "\rsearch: 100%|##########| 10/10\n"),
+        NotebookNode(output_type="display_data", data={"text/plain": "a figure"}, metadata={}),
+        stream("stdout", "done\n"),
+    ]
+    merged = merge_streams(outputs)
+    assert [output["output_type"] for output in merged] == ["stream", "stream", "display_data"]
+    assert merged[0]["text"] == "search: 100%|##########| 10/10\n"
+    assert merged[1]["text"] == "best: 3\ndone\n"
+    assert outputs[0]["text"] == "\rsearch:   0%|          | 0/10", "the notebook's own outputs stay as they were"
+
+
+def test_merge_streams_replaces_myst_nb_coalescing():
+    import myst_nb.core.render
+
+    import theme_fixes
+
+    class FakeApp:
+        def add_config_value(self, *args):
+            pass
+
+        def connect(self, *args, **kwargs):
+            pass
+
+    theme_fixes.setup(FakeApp())
+    assert myst_nb.core.render.coalesce_streams is merge_streams
