@@ -87,13 +87,24 @@ def test_mean_squared_error():
 
 
 @pytest.mark.parametrize(("seed", "n_features"), [(0, 1), (1, 3), (2, 8)])
-def test_mse_gradient_matches_finite_differences(seed, n_features):
-    inputs, targets = regression_problem(seed, n_features=n_features)
+@pytest.mark.parametrize(
+    ("loss_and_gradient", "make_problem"),
+    [(mse_loss_and_gradient, regression_problem), (logistic_loss_and_gradient, classification_problem)],
+    ids=["mse", "logistic"],
+)
+def test_gradient_matches_finite_differences(loss_and_gradient, make_problem, seed, n_features):
+    inputs, targets = make_problem(seed, n_features=n_features)
     parameters = np.random.default_rng(seed + 100).normal(size=n_features + 1)
-    loss, gradient = mse_loss_and_gradient(parameters, inputs, targets)
-    estimate = numerical_gradient(lambda p: mse_loss_and_gradient(p, inputs, targets)[0], parameters)
+    _, gradient = loss_and_gradient(parameters, inputs, targets)
+    estimate = numerical_gradient(lambda p: loss_and_gradient(p, inputs, targets)[0], parameters)
     assert gradient.shape == parameters.shape
     np.testing.assert_allclose(gradient, estimate, rtol=1e-6, atol=1e-7)
+
+
+def test_mse_loss_is_the_mean_squared_error_of_the_predictions():
+    inputs, targets = regression_problem(4)
+    parameters = np.random.default_rng(104).normal(size=inputs.shape[1] + 1)
+    loss, _ = mse_loss_and_gradient(parameters, inputs, targets)
     assert loss == pytest.approx(mean_squared_error(linear_predict(inputs, parameters[:-1], parameters[-1]), targets))
 
 
@@ -174,15 +185,6 @@ def test_logistic_predict_proba_is_the_sigmoid_of_the_line():
     probabilities = logistic_predict_proba(inputs, weights, bias)
     np.testing.assert_array_equal(probabilities, sigmoid(inputs @ weights + bias))
     assert np.all((probabilities > 0) & (probabilities < 1))
-
-
-@pytest.mark.parametrize(("seed", "n_features"), [(0, 1), (1, 2), (2, 6)])
-def test_logistic_gradient_matches_finite_differences(seed, n_features):
-    inputs, targets = classification_problem(seed, n_features=n_features)
-    parameters = np.random.default_rng(seed + 100).normal(size=n_features + 1)
-    _, gradient = logistic_loss_and_gradient(parameters, inputs, targets)
-    estimate = numerical_gradient(lambda p: logistic_loss_and_gradient(p, inputs, targets)[0], parameters)
-    np.testing.assert_allclose(gradient, estimate, rtol=1e-6, atol=1e-8)
 
 
 def test_logistic_loss_is_the_log_loss_and_stays_finite():
