@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import myst_nb.core.render
@@ -74,9 +73,8 @@ def merge_streams(outputs: list[NotebookNode]) -> list[NotebookNode]:
         if output["output_type"] == "stream" and output["name"] in streams:
             streams[output["name"]]["text"] += output["text"]
             continue
-        output = copy.deepcopy(output)
         if output["output_type"] == "stream":
-            streams[output["name"]] = output
+            output = streams[output["name"]] = NotebookNode(output)  # a copy: the notebook keeps its own text
         merged.append(output)
     for stream in streams.values():
         lines = stream["text"].split("\n")
