@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import threading
-from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -122,7 +121,7 @@ INSPECT = """() => {
 }"""
 
 
-@cache
+@functools.cache
 def anchors(path: Path) -> frozenset[str]:
     """The ids a page defines, i.e. the #fragments a link into it may use."""
     return frozenset(re.findall(r'\sid="([^"]+)"', path.read_text(encoding="utf-8")))
