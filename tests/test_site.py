@@ -113,8 +113,13 @@ INSPECT = """() => {
       .filter(el => !el.closest('.tag_raises-exception')).map(text),
     warningsShown: [...document.querySelectorAll('.output.stderr')]
       .filter(el => /Warning|Error|Traceback/.test(el.textContent)).map(text),
-    redrawnBars: [...document.querySelectorAll('.output.stderr')]
-      .filter(el => (el.textContent.match(/\\d+%\\|/g) || []).length > 1).map(text),
+    // A redrawn bar: an unfinished state (n < total) followed by a later state of the same bar.
+    // Several finished bars in one output, one per run, are fine.
+    redrawnBars: [...document.querySelectorAll('.output.stderr')].filter(el => {
+      const bars = el.textContent.split('\\n')
+        .map(line => line.match(/^(.*?)\\s*\\d+%\\|.*?\\|\\s*(\\d+)\\/(\\d+)/)).filter(Boolean);
+      return bars.some((bar, i) => bar[2] !== bar[3] && bars.slice(i + 1).some(later => later[1] === bar[1]));
+    }).map(text),
     highlightedCode: document.querySelectorAll('.highlight pre span[class]').length,
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
   };
