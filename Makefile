@@ -15,7 +15,7 @@ MATHJAX := book/_vendor/mathjax/tex-mml-chtml.js
 # What the execution cache cannot see: the library's code and the profile.
 LIB_STATE = $$(cat lib/zero2gpt/*.py | sha256sum | cut -c1-16)-$${ZERO2GPT_PROFILE:-default}
 
-.PHONY: book test tangle check-tangle serve clean setup browser
+.PHONY: book test tangle check-tangle serve clean setup browser bench
 
 setup: $(READY)
 
@@ -41,6 +41,10 @@ check-tangle: $(READY)
 
 test: check-tangle
 	$(BIN)/python -m pytest
+
+# Speed and memory targets, as ratios measured in one run (benchmarks/gradients.py says which).
+bench: check-tangle
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python benchmarks/gradients.py
 
 book: check-tangle $(MATHJAX)
 	@state="$(LIB_STATE)"; \
