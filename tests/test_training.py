@@ -88,7 +88,7 @@ def test_build_mlp_with_chapter_4s_parameters_computes_mlp_forward(activation):
 
 @pytest.mark.parametrize("layer_sizes", [(3,), (), (2, 0, 1), (2, -1, 1), (2, 1.5, 1), (True, 2)])
 def test_build_mlp_rejects_bad_layer_sizes(layer_sizes):
-    with pytest.raises(ValueError, match="layer_sizes must hold at least 2 positive integers"):
+    with pytest.raises(ValueError, match="layer_sizes must list at least two integers >= 1"):
         build_mlp(layer_sizes)
 
 

@@ -85,8 +85,8 @@ def activation_function(name: str) -> ActivationFunction:
 MLPParameters = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _checked_mlp_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
-    """``layer_sizes`` as a tuple of at least two integers >= 1, or a ValueError."""
+def checked_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
+    """``layer_sizes`` as a tuple of at least two integers >= 1, or a ValueError that shows them."""
     sizes = tuple(layer_sizes)
     if len(sizes) < 2 or any(isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 for size in sizes):
         raise ValueError("layer_sizes must list at least two integers >= 1 (inputs, any hidden layers, outputs); "
@@ -123,7 +123,7 @@ def layer_sizes_of(parameters: MLPParameters) -> tuple[int, ...]:
 
 def count_parameters(layer_sizes: Sequence[int]) -> int:
     """How many numbers an MLP with these widths learns: each layer has n_in * n_out weights and n_out biases."""
-    sizes = _checked_mlp_layer_sizes(layer_sizes)
+    sizes = checked_layer_sizes(layer_sizes)
     return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
 
@@ -137,7 +137,7 @@ def init_mlp(layer_sizes: Sequence[int], *, weight_scale: float | Sequence[float
     different from each other; the output layer's biases start at zero. The same ``seed`` gives the
     same parameters; the global random state is left alone.
     """
-    sizes = _checked_mlp_layer_sizes(layer_sizes)
+    sizes = checked_layer_sizes(layer_sizes)
     n_layers = len(sizes) - 1
     if weight_scale is None:
         scales = [1 / math.sqrt(n_in) for n_in in sizes[:-1]]
@@ -225,7 +225,7 @@ def unflatten_parameters(flat: np.ndarray, layer_sizes: Sequence[int]) -> MLPPar
 
     The arrays are views into ``flat``: no copy is made.
     """
-    sizes = _checked_mlp_layer_sizes(layer_sizes)
+    sizes = checked_layer_sizes(layer_sizes)
     flat = np.asarray(flat, dtype=float)
     expected = count_parameters(sizes)
     if flat.shape != (expected,):
@@ -241,7 +241,7 @@ def mlp_loss_for(layer_sizes: Sequence[int], inputs: np.ndarray, targets: np.nda
     or (n_samples, n_outputs). The returned function takes ``count_parameters(layer_sizes)``
     numbers, laid out by ``flatten_parameters``: the form ``evolve`` and ``numerical_gradient`` need.
     """
-    sizes = _checked_mlp_layer_sizes(layer_sizes)
+    sizes = checked_layer_sizes(layer_sizes)
     inputs = np.asarray(inputs, dtype=float)
     targets = np.asarray(targets, dtype=float)
     if inputs.ndim != 2 or inputs.shape[1] != sizes[0] or inputs.shape[0] == 0:

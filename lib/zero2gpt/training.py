@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from zero2gpt.mlp import MLPParameters, activation_function
+from zero2gpt.mlp import MLPParameters, activation_function, checked_layer_sizes
 from zero2gpt.runtime import device as runtime_device
 from zero2gpt.runtime import tqdm
 
@@ -35,14 +35,11 @@ def build_mlp(layer_sizes: Sequence[int], activation: str = "relu") -> nn.Sequen
     ``layer_sizes`` like (1, 16, 1) means 1 input, one hidden layer of 16 units and 1 output.
     The weights start at torch's default random values; ``load_mlp_parameters`` replaces them.
     """
-    activation_function(activation)  # the same check, and the same error, as chapter 4
-    sizes = list(layer_sizes)
-    if len(sizes) < 2 or not all(isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size > 0
-                                 for size in sizes):
-        raise ValueError(f"layer_sizes must hold at least 2 positive integers (inputs, ..., outputs); got {layer_sizes!r}")
+    activation_function(activation)  # the same checks, and the same errors, as chapter 4
+    sizes = checked_layer_sizes(layer_sizes)
     layers: list[nn.Module] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(int(n_in), int(n_out)), TORCH_ACTIVATIONS[activation]()]
+        layers += [nn.Linear(n_in, n_out), TORCH_ACTIVATIONS[activation]()]
     return nn.Sequential(*layers[:-1])  # no activation after the last layer
 
 
