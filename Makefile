@@ -12,15 +12,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 MATHJAX := book/_vendor/mathjax/tex-mml-chtml.js
+# Which torch the venv was set up with: a change of TORCH sets it up again.
+TORCH_STAMP := $(VENV)/.torch-request
 # What the execution cache cannot see: the library's code and the profile.
-LIB_STATE = $$(cat lib/zero2gpt/*.py | sha256sum | cut -c1-16)-$${ZERO2GPT_PROFILE:-default}
+# Hashed with Python's hashlib, since macOS has no sha256sum.
+LIB_STATE = $$($(BIN)/python -c 'import hashlib, pathlib; print(hashlib.sha256(b"".join(p.read_bytes() for p in sorted(pathlib.Path("lib/zero2gpt").glob("*.py")))).hexdigest()[:16])')-$${ZERO2GPT_PROFILE:-default}
 
-.PHONY: book test tangle check-tangle serve clean setup browser bench
+.PHONY: book test tangle check-tangle serve clean setup browser bench FORCE
 
 setup: $(READY)
 
-$(READY): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# Rewritten only when TORCH differs from the last set-up, so that make sees a change.
+$(TORCH_STAMP): FORCE
+	@mkdir -p $(VENV)
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(TORCH)" ]; then echo "$(TORCH)" > $@; fi
+
+$(READY): pyproject.toml $(TORCH_STAMP)
+	@test -x $(BIN)/python || { \
+	  $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "zero2gpt needs Python 3.10 or newer, and $(PYTHON) is " + sys.version.split()[0] + ": run make with PYTHON=python3.11 (or another 3.10+)")' && \
+	  { $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "$(PYTHON) cannot make a virtual environment (no venv/ensurepip): on Debian or Ubuntu, apt-get install python3-venv"; exit 1; }; } && \
+	  $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[book,test]"
 	touch $@

@@ -1,4 +1,4 @@
-"""How fast, and how lean, each way of getting an MLP's gradient is (chapters 4, 5 and 6).
+"""How fast, and how lean, each way of getting an MLP's gradient is (chapters 4, 5 and 6), and what vectorizing buys (chapter 1).
 
     make bench                                          # one thread for NumPy and torch
     .venv/bin/python benchmarks/gradients.py --quick   # small sizes: checks that it runs
@@ -6,15 +6,17 @@
 For MLPs of growing width it times one gradient of the mean squared error three ways:
 central differences (chapter 4; timed on up to 200 parameters and scaled to all of them), the `zero2gpt.autograd` engine (chapter 5) and
 `torch.autograd` (chapter 6), all in float64 on the CPU, in one run. It also times
-`training.fit` against a bare PyTorch loop doing the same steps, and measures the peak
-memory the engine allocates for one gradient.
+`training.fit` against a bare PyTorch loop doing the same steps, measures the peak
+memory the engine allocates for one gradient, and times chapter 1's perceptron on all
+patterns of 16 switches, one pattern at a time in Python against one matrix product.
 
 Machines differ and are noisy, so the targets are ratios measured in the same run:
   - backpropagation beats central differences by at least a tenth of the parameter count
     (differences cost 2 losses per parameter; backprop about 3 passes in all);
   - torch.autograd is within 3x of the engine (both spend their time in matrix products);
   - fit costs at most 1.5x a bare loop (the progress bar and the checks are cheap);
-  - the engine's peak memory is at most 8x the activations a backward pass must keep.
+  - the engine's peak memory is at most 8x the activations a backward pass must keep;
+  - the matrix form of the perceptron is at least 10x faster than a Python loop over patterns.
 The script prints every figure and a line per target, and exits 1 if a target is missed.
 """
 
@@ -33,6 +35,7 @@ import torch
 
 from zero2gpt.autograd import tensor_mlp_forward, tensor_parameters
 from zero2gpt.mlp import count_parameters, flatten_parameters, init_mlp, mlp_loss_for
+from zero2gpt.prediction import all_switch_patterns, perceptron
 from zero2gpt.regression import numerical_gradient
 from zero2gpt.training import build_mlp, fit, load_mlp_parameters
 
@@ -117,6 +120,20 @@ def fit_overhead(steps: int) -> tuple[float, float]:
     return best_seconds(through_fit, 3), best_seconds(bare_loop, 3)
 
 
+def vectorization_speedup(n_switches: int, repeats: int) -> tuple[float, float]:
+    """Seconds to run the perceptron on every pattern of ``n_switches``: a Python loop, then one matrix product."""
+    patterns = all_switch_patterns(n_switches)
+    weights = np.random.default_rng(0).normal(size=n_switches)
+    rows = patterns.tolist()
+
+    def loop() -> None:
+        for row in rows:
+            total = sum(weight * switch for weight, switch in zip(weights, row)) - 0.5
+            int(total > 0)
+
+    return best_seconds(loop, repeats), best_seconds(lambda: perceptron(patterns, weights, -0.5), repeats)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: checks that the benchmark runs")
@@ -140,12 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     fit_seconds, bare_seconds = fit_overhead(steps=50 if quick else 300)
     print(f"fit: {fit_seconds:.3f} s, bare loop: {bare_seconds:.3f} s, ratio {fit_seconds / bare_seconds:.2f}")
 
+    loop_seconds, matrix_seconds = vectorization_speedup(n_switches=12 if quick else 16, repeats=3)
+    print(f"perceptron on every pattern: loop {loop_seconds:.4f} s, matrix {matrix_seconds:.4f} s, "
+          f"ratio {loop_seconds / matrix_seconds:.0f}")
+
     largest = rows[-1]
     targets = [
         ("backprop beats differences by >= parameters / 10", largest["numeric"] / largest["engine"] >= largest["parameters"] / 10),
         ("torch.autograd within 3x of the engine", all(row["torch"] <= 3 * row["engine"] for row in rows)),
         ("fit within 1.5x of a bare loop", fit_seconds <= 1.5 * bare_seconds),
         ("engine memory within 8x of the activations", all(row["engine_peak_ratio"] <= 8 for row in rows)),
+        ("the matrix perceptron >= 10x a Python loop", loop_seconds >= 10 * matrix_seconds),
     ]
     for name, met in targets:
         print(f"{'met ' if met else 'MISSED'} {name}")

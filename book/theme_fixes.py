@@ -18,11 +18,15 @@
 
 from __future__ import annotations
 
+import inspect
+from types import ModuleType
 from typing import Any
 
+import myst_nb
 import myst_nb.core.render
 from nbformat import NotebookNode
 from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
 
 # The branch .github/workflows/gpu.yml pushes the executed notebooks to.
 NOTEBOOK_BRANCH = "notebooks"
@@ -83,9 +87,23 @@ def merge_streams(outputs: list[NotebookNode]) -> list[NotebookNode]:
     return merged
 
 
+def replace_coalesce_streams(render: ModuleType) -> None:
+    """Make ``render`` (myst_nb.core.render) merge streams with ``merge_streams``.
+
+    Raises ExtensionError when myst-nb no longer calls ``coalesce_streams`` from
+    that module: the fix would then silently do nothing, and pages would show
+    every redraw of every progress bar.
+    """
+    if not callable(getattr(render, "coalesce_streams", None)) or "coalesce_streams(" not in inspect.getsource(render):
+        raise ExtensionError(
+            f"book/theme_fixes.py: {render.__name__} no longer calls coalesce_streams (myst-nb {myst_nb.__version__}), "
+            "so the progress-bar fix cannot apply. Pin myst-nb to a release that does (pyproject.toml) or move the fix.")
+    render.coalesce_streams = merge_streams
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     # myst-nb calls coalesce_streams when nb_merge_streams is on; ours keeps carriage returns meaningful.
-    myst_nb.core.render.coalesce_streams = merge_streams
+    replace_coalesce_streams(myst_nb.core.render)
     app.add_config_value("notebook_launch_branch", NOTEBOOK_BRANCH, "html")
     # After sphinx-book-theme (priority 501) has made the buttons.
     app.connect("html-page-context", point_launch_buttons_at_notebooks, priority=502)

@@ -24,8 +24,9 @@ def test_quick_benchmark_prints_a_row_per_width_and_a_line_per_target(capsys):
     assert [int(width) for width, _ in rows] == [8, 32]
     assert [int(params) for _, params in rows] == [97, 1153], "(1, w, w, 1) has w*w + 4w + 1 parameters"
     assert re.search(r"^fit: [\d.]+ s, bare loop: [\d.]+ s, ratio [\d.]+$", out, flags=re.MULTILINE)
+    assert re.search(r"^perceptron on every pattern: loop [\d.]+ s, matrix [\d.]+ s, ratio \d+$", out, flags=re.MULTILINE)
     verdicts = re.findall(r"^(met |MISSED) ", out, flags=re.MULTILINE)
-    assert len(verdicts) == 4
+    assert len(verdicts) == 5
     assert status == (0 if "MISSED" not in verdicts else 1)
 
 

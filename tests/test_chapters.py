@@ -66,3 +66,30 @@ def test_chapter_links_its_terms_to_the_glossary(path):
     assert used, f"{path.name} links no term to the glossary"
     for text, target in used:
         assert (target or text).lower() in defined, f"{path.name} links {text!r} to a term the glossary lacks"
+
+
+LONG_EXPORT = 40  # lines: an exported cell longer than this hides behind a teaching version
+TEACHING = 25  # lines: the most a teaching cell may have ("about 20")
+
+
+def defines_something(source: str) -> bool:
+    return re.search(r"^(def|class) \w+", source, flags=re.MULTILINE) is not None
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_long_exported_cells_are_hidden_behind_a_teaching_version(path):
+    cells = code_cells(path)
+    since_last_long = 0  # teaching cells are looked for after the previous long exported cell
+    for number, cell in enumerate(cells):
+        tags = cell.metadata.get("tags", [])
+        lines = cell.source.strip("\n").count("\n") + 1
+        if "export" not in tags or lines <= LONG_EXPORT:
+            continue
+        where = f"{path.name}, code cell {number} ({lines} lines)"
+        assert "hide-input" in tags, f"{where}: an exported cell over {LONG_EXPORT} lines must be tagged hide-input"
+        teaching = [earlier for earlier in cells[since_last_long:number]
+                    if "export" not in earlier.metadata.get("tags", []) and defines_something(earlier.source)
+                    and earlier.source.strip("\n").count("\n") + 1 <= TEACHING]
+        assert teaching, (f"{where}: show a teaching version first, an unexported cell of at most {TEACHING} lines "
+                          "that defines the idea alone")
+        since_last_long = number + 1

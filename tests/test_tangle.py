@@ -95,6 +95,19 @@ def test_a_name_defined_twice_in_one_chapter_is_refused(book):
         tangle.tangle(book)
 
 
+def test_private_names_are_unique_per_module_not_across_the_library(book):
+    write_chapter(book, "01_first", "first", ("def _helper():\n    return 1", True), ("def double(v):\n    return 2 * v", True))
+    write_chapter(book, "03_third", "third", ("def _helper():\n    return 2", True))
+    assert set(tangle.tangle(book)) >= {book / "lib/zero2gpt/first.py", book / "lib/zero2gpt/third.py"}
+
+
+def test_a_private_name_defined_twice_in_one_module_is_refused(book):
+    write_chapter(book, "03_third", "third", ("_CACHE = {}", True), ("def _CACHE():\n    pass", True))
+    with pytest.raises(TangleError, match=r"'_CACHE' is defined twice in module 'third': "
+                                          r"chapters/03_third.md::Cell 0 and chapters/03_third.md::Cell 1"):
+        tangle.tangle(book)
+
+
 def test_a_chapter_cannot_redefine_a_hand_written_name(book):
     write_chapter(book, "03_third", "third", ("def profile():\n    return 'full'", True))
     with pytest.raises(TangleError, match=r"'profile' is defined twice in the library: lib/zero2gpt/runtime.py:1"):

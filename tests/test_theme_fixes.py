@@ -4,7 +4,13 @@ from sphinx.builders.html._assets import _JavaScript
 
 from nbformat import NotebookNode
 
-from theme_fixes import drop_repeated_scripts, launch_url, merge_streams
+import types
+
+import myst_nb.core.render
+import pytest
+from sphinx.errors import ExtensionError
+
+from theme_fixes import drop_repeated_scripts, launch_url, merge_streams, replace_coalesce_streams
 
 SOURCE = "chapters/01_prediction.md"
 
@@ -72,3 +78,18 @@ def test_merge_streams_replaces_myst_nb_coalescing():
 
     theme_fixes.setup(FakeApp())
     assert myst_nb.core.render.coalesce_streams is merge_streams
+
+
+def test_the_stream_fix_reaches_the_module_myst_nb_renders_with():
+    original = myst_nb.core.render.coalesce_streams
+    try:
+        replace_coalesce_streams(myst_nb.core.render)
+        assert myst_nb.core.render.coalesce_streams is merge_streams
+    finally:
+        myst_nb.core.render.coalesce_streams = original
+
+
+def test_the_build_fails_loudly_when_myst_nb_moved_the_function():
+    moved = types.ModuleType("myst_nb.core.render")  # a render module that no longer has coalesce_streams
+    with pytest.raises(ExtensionError, match="no longer calls coalesce_streams"):
+        replace_coalesce_streams(moved)

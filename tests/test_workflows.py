@@ -29,8 +29,8 @@ def make_calls(workflow: dict) -> list[str]:
     return [target for step in steps(workflow) for target in re.findall(r"\bmake (\w[\w-]*)", step.get("run", ""))]
 
 
-def test_there_are_the_three_workflows():
-    assert [path.name for path in WORKFLOWS] == ["cpu.yml", "gpu.yml", "newest-deps.yml"]
+def test_there_are_the_four_workflows():
+    assert [path.name for path in WORKFLOWS] == ["cpu.yml", "gpu.yml", "laptop.yml", "newest-deps.yml"]
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -97,3 +97,12 @@ def test_newest_dependencies_run_weekly_without_pins():
     assert workflow["on"]["schedule"]
     calls = [step["run"] for step in steps(workflow) if "run" in step and "make" in step["run"]]
     assert any("make book TORCH=torch" in run for run in calls) and any("make test TORCH=torch" in run for run in calls)
+
+
+def test_laptop_profile_runs_weekly_on_a_cpu_runner():
+    workflow = load("laptop.yml")
+    assert workflow["on"]["schedule"], "weekly, not on every push: the laptop profile takes a while"
+    job = workflow["jobs"]["laptop"]
+    assert "gpu" not in job["runs-on"]
+    assert job["env"]["ZERO2GPT_PROFILE"] == "laptop" and job["env"]["ZERO2GPT_DEVICE"] == "cpu"
+    assert make_calls(workflow) == ["browser", "book", "test"]

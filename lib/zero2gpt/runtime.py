@@ -27,6 +27,7 @@ import torch
 from tqdm import TqdmWarning
 
 import zero2gpt
+from zero2gpt.checks import check_seed
 
 with warnings.catch_warnings():
     # In a notebook without ipywidgets, tqdm.auto warns and falls back to a text
@@ -95,8 +96,7 @@ def device(name: str | None = None) -> torch.device:
 
 def set_seed(seed: int) -> None:
     """Seed Python's, NumPy's and PyTorch's random generators (all devices) with ``seed``."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1; got {seed!r}")
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

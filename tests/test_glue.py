@@ -1,0 +1,71 @@
+"""Every glued float on the built site is quoted with a format spec, so no page shows 0.010000000000000002.
+
+The build leaves each executed page in `_build/jupyter_execute/` with its glue
+data. A glued value whose text is a float must be quoted in the page's source
+as {glue:text}`name:.3f` (any format spec), never bare. Without a built site
+this skips, or fails under ZERO2GPT_REQUIRE_SITE=1 as the site tests do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXECUTED = ROOT / "_build" / "jupyter_execute"
+REQUIRED = os.environ.get("ZERO2GPT_REQUIRE_SITE") == "1"
+GLUE_PREFIX = "application/papermill.record/"
+# {glue}`key`, {glue:text}`key:.3f`, {glue:any}`key`; the path form `page::key` is not used in this book.
+GLUE_ROLE = re.compile(r"\{glue(?::(?:text|any))?\}`([^`:]+)(?::([^`]*))?`")
+FLOAT_TEXT = re.compile(r"^(?:np\.float\d+\()?([-+]?(?:\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][-+]?\d+|nan|inf))\)?$")
+PAGES = sorted(path for path in (ROOT / "chapters").glob("[0-9][0-9]_*.md")) + sorted((ROOT / "book").glob("*.md"))
+
+
+def glued_texts(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """Each glue name of an executed notebook, with the plain text of its value."""
+    found = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is None:
+                continue
+            data = output.get("data", {})
+            found[name] = data.get(GLUE_PREFIX + "text/plain", data.get("text/plain", ""))
+    return found
+
+
+def unformatted_floats(source: str, glued: dict[str, str]) -> list[str]:
+    """The glue names in ``source`` that hold a float and are quoted without a format spec."""
+    bad = []
+    for name, spec in GLUE_ROLE.findall(source):
+        text = glued.get(name.strip(), "")
+        if FLOAT_TEXT.match(text.strip()) and not spec:
+            bad.append(f"{name.strip()} = {text.strip()}")
+    return bad
+
+
+def test_the_check_finds_a_bare_float_and_passes_formatted_ones():
+    glued = {"rate": "0.010000000000000002", "loss": "np.float64(0.123456789)", "steps": "200", "name": "'smoke'"}
+    source = ("rate {glue:text}`rate` and {glue}`loss`, formatted {glue:text}`rate:.2f`, "
+              "count {glue:text}`steps`, profile {glue:text}`name`")
+    assert unformatted_floats(source, glued) == ["rate = 0.010000000000000002", "loss = np.float64(0.123456789)"]
+    assert unformatted_floats("{glue:text}`loss:.3f` and {glue:text}`steps:,d`", glued) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_glued_floats_carry_a_format_spec(page):
+    relative = page.relative_to(ROOT).with_suffix(".ipynb")
+    executed = EXECUTED / relative
+    if "{glue" not in page.read_text():
+        return  # nothing glued on this page
+    if not executed.exists():
+        if REQUIRED:
+            pytest.fail(f"no executed notebook at {executed}: run `make book` first (ZERO2GPT_REQUIRE_SITE=1 forbids skipping)")
+        pytest.skip(f"no executed notebook at {executed}: run `make book` first")
+    glued = glued_texts(nbformat.read(executed, as_version=4))
+    bad = unformatted_floats(page.read_text(), glued)
+    assert not bad, f"{page.name} quotes glued floats without a format spec (add one, like :.3f): {', '.join(bad)}"
