@@ -93,3 +93,61 @@ def test_long_exported_cells_are_hidden_behind_a_teaching_version(path):
         assert teaching, (f"{where}: show a teaching version first, an unexported cell of at most {TEACHING} lines "
                           "that defines the idea alone")
         since_last_long = number + 1
+
+
+CLOCKS = {"perf_counter", "perf_counter_ns", "monotonic", "process_time", "time", "timeit"}
+
+
+def timing_names(trees: list) -> set[str]:
+    """Names whose value comes from a clock: assigned from one, directly or through other such names or functions."""
+    import ast
+
+    def mentions(node, tainted: set[str]) -> bool:
+        for child in ast.walk(node):
+            if isinstance(child, ast.Attribute) and child.attr in CLOCKS and isinstance(child.value, ast.Name) \
+                    and child.value.id in {"time", "timeit"}:
+                return True
+            if isinstance(child, ast.Name) and child.id in tainted:
+                return True
+        return False
+
+    tainted: set[str] = set()
+    while True:
+        before = len(tainted)
+        for tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef) and any(
+                        isinstance(child, ast.Return) and child.value is not None and mentions(child.value, tainted)
+                        for child in ast.walk(node)):
+                    tainted.add(node.name)  # a function that returns a time
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                        and node.func.attr in {"append", "extend", "insert", "add", "update"} \
+                        and isinstance(node.func.value, ast.Name) and any(mentions(arg, tainted) for arg in node.args):
+                    tainted.add(node.func.value.id)  # seconds.append(time.perf_counter() - start)
+                elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None \
+                        and mentions(node.value, tainted):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    # plain names and tuples of them; `history.seconds = ...` taints the field, not `history`
+                    tainted |= {n.id for t in targets for n in ([t] if isinstance(t, ast.Name) else getattr(t, "elts", []))
+                                if isinstance(n, ast.Name)}
+        if len(tainted) == before:
+            return tainted
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_chapter_asserts_a_timing(path):
+    """Machines are noisy: a chapter glues a measured time or speed, and asserts none (speed targets live in make bench)."""
+    import ast
+
+    trees = []
+    for cell in code_cells(path):
+        # IPython magics (%pip, !ls) are not Python: read each as `pass` at its indentation.
+        source = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+                           for line in cell.source.splitlines())
+        trees.append(ast.parse(source))
+    tainted = timing_names(trees)
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assert):
+                used = {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} & tainted
+                assert not used, f"{path.name} asserts on a timing ({', '.join(sorted(used))}): glue it, and keep speed claims in make bench"
