@@ -96,6 +96,12 @@ def test_split_data_rejects_bad_input_with_a_clear_message(inputs, targets, frac
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "0", True])
+def test_split_data_rejects_a_bad_seed(seed):
+    with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\*\*32 - 1 or None; got"):
+        split_data(np.arange(10), np.arange(10), seed=seed)
+
+
 # --- polynomial_features ------------------------------------------------------------------------
 
 
@@ -122,6 +128,12 @@ def test_polynomial_features_rejects_bad_input(x, degree, message):
     with pytest.raises(ValueError) as caught:
         polynomial_features(x, degree)
     assert message in str(caught.value)
+
+
+def test_polynomial_features_refuses_a_degree_that_would_exhaust_memory():
+    with pytest.raises(ValueError, match=r"polynomial_features of 10 values up to degree=1,000,000,000 would need .* GiB"):
+        polynomial_features(np.zeros(10), 10**9)
+    assert polynomial_features(np.zeros(10), 1000).shape == (10, 1000), "a large but reasonable degree is fine"
 
 
 # --- confusion_matrix and precision_recall ------------------------------------------------------
@@ -152,7 +164,7 @@ def test_confusion_matrix_accepts_tensors_and_whole_floats():
         ([0, 1.5], [0, 1], None, "class numbers"),
         (["a", "b"], [0, 1], None, "class numbers"),
         ([True, False], [0, 1], None, "class numbers"),
-        ([0, 3], [0, 1], 3, "n_classes must be an integer above every class number (the largest here is 3); got 3"),
+        ([0, 3], [0, 1], 3, "n_classes must be an integer >= 4; got 3"),
         ([0, 1], [0, 1], 2.0, "got 2.0"),
     ],
 )
@@ -160,6 +172,30 @@ def test_confusion_matrix_rejects_bad_labels(predicted, actual, n_classes, messa
     with pytest.raises(ValueError) as caught:
         confusion_matrix(predicted, actual, n_classes)
     assert message in str(caught.value)
+
+
+def test_confusion_matrix_refuses_a_size_that_would_exhaust_memory():
+    with pytest.raises(ValueError, match=r"a confusion matrix for n_classes=1,000,000 would need 7,450\.6 GiB"):
+        confusion_matrix([0, 1], [0, 1], n_classes=10**6)
+    with pytest.raises(ValueError, match="n_classes=1,000,001 would need"):
+        confusion_matrix([0, 10**6], [0, 1])  # the size comes from the largest class number seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=60))
+def test_confusion_matrix_and_precision_recall_match_a_plain_count(pairs):
+    predicted, actual = (np.array(column) for column in zip(*pairs))
+    confusion = confusion_matrix(predicted, actual, n_classes=5)
+    expected = np.zeros((5, 5), dtype=int)
+    for guess, truth in pairs:
+        expected[truth, guess] += 1
+    assert np.array_equal(confusion, expected)
+    precision, recall = precision_recall(confusion)
+    for number in range(5):
+        called, present = np.sum(predicted == number), np.sum(actual == number)
+        hits = np.sum((predicted == number) & (actual == number))
+        assert precision[number] == (hits / called if called else 0.0)
+        assert recall[number] == (hits / present if present else 0.0)
 
 
 def test_precision_and_recall_per_class():
@@ -215,9 +251,18 @@ def test_dropout_zeroes_hidden_values_in_train_mode():
 
 def test_dropout_zero_is_allowed_and_bad_probabilities_are_not():
     assert len(build_dropout_mlp((1, 4, 1), dropout=0)) == 4
-    for bad in (1.0, -0.1, 1.5, "0.5", True):
-        with pytest.raises(ValueError, match="dropout must be a probability from 0 up to"):
+    for bad in (-0.1, 1.5, "0.5", True, float("nan")):
+        with pytest.raises(ValueError, match=r"dropout must be a finite number >= 0 and <= 1; got"):
             build_dropout_mlp((1, 4, 1), dropout=bad)
+    with pytest.raises(ValueError, match=r"dropout must be below 1 .*; got 1\.0"):
+        build_dropout_mlp((1, 4, 1), dropout=1.0)
+
+
+def test_dropout_mlp_refuses_layer_sizes_that_would_exhaust_memory():
+    with pytest.raises(ValueError, match=r"layer_sizes=\(1, 1000000, 1000000, 1\) would need 3,725\.3 GiB"):
+        build_dropout_mlp((1, 10**6, 10**6, 1), "tanh")
+    with pytest.raises(ValueError, match="layer_sizes must list at least two integers"):
+        build_dropout_mlp((1, 0, 1))
 
 
 def test_dropout_mlp_passes_on_the_activation_check():

@@ -1,18 +1,18 @@
 """Every glued float on the built site is quoted with a format spec, so no page shows 0.010000000000000002.
 
-The build leaves each executed page in `_build/jupyter_execute/` with its glue
-data. A glued value whose text is a float must be quoted in the page's source
+The build leaves each executed page's glue data in `_build/jupyter_execute/`,
+as `<page>.glue.json` (name -> the glued output). A glued value whose text is a float must be quoted in the page's source
 as {glue:text}`name:.3f` (any format spec), never bare. Without a built site
 this skips, or fails under ZERO2GPT_REQUIRE_SITE=1 as the site tests do.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,16 +25,12 @@ FLOAT_TEXT = re.compile(r"^(?:np\.float\d+\()?([-+]?(?:\d+\.\d*|\.\d+|\d+(?:\.\d
 PAGES = sorted(path for path in (ROOT / "chapters").glob("[0-9][0-9]_*.md")) + sorted((ROOT / "book").glob("*.md"))
 
 
-def glued_texts(notebook: nbformat.NotebookNode) -> dict[str, str]:
-    """Each glue name of an executed notebook, with the plain text of its value."""
+def glued_texts(glue_data: dict) -> dict[str, str]:
+    """Each glue name of a built page (its .glue.json), with the plain text of its value."""
     found = {}
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name is None:
-                continue
-            data = output.get("data", {})
-            found[name] = data.get(GLUE_PREFIX + "text/plain", data.get("text/plain", ""))
+    for name, output in glue_data.items():
+        data = output.get("data", {})
+        found[name] = data.get("text/plain", data.get(GLUE_PREFIX + "text/plain", ""))
     return found
 
 
@@ -58,14 +54,19 @@ def test_the_check_finds_a_bare_float_and_passes_formatted_ones():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_glued_floats_carry_a_format_spec(page):
-    relative = page.relative_to(ROOT).with_suffix(".ipynb")
-    executed = EXECUTED / relative
-    if "{glue" not in page.read_text():
+    source = page.read_text()
+    if "{glue" not in source:
         return  # nothing glued on this page
-    if not executed.exists():
+    glue_file = EXECUTED / page.relative_to(ROOT).with_suffix(".glue.json")
+    if not glue_file.exists():
         if REQUIRED:
-            pytest.fail(f"no executed notebook at {executed}: run `make book` first (ZERO2GPT_REQUIRE_SITE=1 forbids skipping)")
-        pytest.skip(f"no executed notebook at {executed}: run `make book` first")
-    glued = glued_texts(nbformat.read(executed, as_version=4))
-    bad = unformatted_floats(page.read_text(), glued)
+            pytest.fail(f"no glue data at {glue_file}: run `make book` first (ZERO2GPT_REQUIRE_SITE=1 forbids skipping)")
+        pytest.skip(f"no glue data at {glue_file}: run `make book` first")
+    glued = glued_texts(json.loads(glue_file.read_text()))
+    quoted = {name.strip() for name, _ in GLUE_ROLE.findall(source)}
+    missing = sorted(quoted - set(glued))
+    assert not missing, f"{page.name} quotes glue names the build did not record: {', '.join(missing)}"
+    assert any(FLOAT_TEXT.match(text.strip()) for text in glued.values()) or not glued, \
+        f"{page.name}: none of its glued values reads as a float; is the glue data what this test expects?"
+    bad = unformatted_floats(source, glued)
     assert not bad, f"{page.name} quotes glued floats without a format spec (add one, like :.3f): {', '.join(bad)}"

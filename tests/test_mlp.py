@@ -10,6 +10,7 @@ from zero2gpt.mlp import (
     CountedLoss,
     MLPParameters,
     activation_function,
+    checked_layer_sizes,
     count_parameters,
     flatten_parameters,
     init_mlp,
@@ -80,16 +81,26 @@ def test_dataset_noise_has_the_requested_size():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(n_samples=0), "n_samples must be an integer >= 1, got 0"),
-        (dict(n_samples=2.5), "n_samples must be an integer >= 1, got 2.5"),
-        (dict(n_samples=True), "n_samples must be an integer >= 1, got True"),
-        (dict(n_samples=5, noise=-1.0), "noise must be a finite number >= 0, got -1.0"),
-        (dict(n_samples=5, low=1.0, high=1.0), "low and high must be finite numbers with low < high, got 1.0 and 1.0"),
+        (dict(n_samples=0), "n_samples must be an integer >= 1; got 0"),
+        (dict(n_samples=2.5), "n_samples must be an integer >= 1; got 2.5"),
+        (dict(n_samples=True), "n_samples must be an integer >= 1; got True"),
+        (dict(n_samples=5, noise=-1.0), "noise must be a finite number >= 0; got -1.0"),
+        (dict(n_samples=5, noise=float("nan")), "noise must be a finite number >= 0; got nan"),
+        (dict(n_samples=5, low=float("-inf")), "low must be a finite number; got -inf"),
+        (dict(n_samples=5, low=1.0, high=1.0), "low must be less than high; got low=1.0 and high=1.0"),
     ],
 )
 def test_datasets_name_bad_arguments(make, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make(**kwargs)
+
+
+@pytest.mark.parametrize("make", [wiggly_dataset, noisy_line_dataset])
+def test_datasets_refuse_a_size_that_would_not_fit_in_memory(make):
+    # 10**9 points: about 30 GiB of arrays, refused before anything is allocated
+    with pytest.raises(ValueError, match=r"n_samples=1,000,000,000 would need 29\.8 GiB of memory; the limit is 4 GiB"):
+        make(10**9)
+    assert make(10**5, seed=0)[0].shape == (10**5, 1), "ordinary sizes are fine"
 
 
 # --- the best line ------------------------------------------------------------------------------
@@ -129,6 +140,15 @@ def test_least_squares_fit_names_bad_arguments(inputs, targets, message):
 
 
 # --- activations --------------------------------------------------------------------------------
+
+
+def test_tanh_is_the_formula_and_a_stretched_sigmoid():
+    tanh = activation_function("tanh")
+    z = np.linspace(-6, 6, 121)
+    assert np.allclose(tanh(z), (np.exp(z) - np.exp(-z)) / (np.exp(z) + np.exp(-z)), rtol=1e-12, atol=1e-15)
+    assert np.allclose(tanh(z), 2 * sigmoid(2 * z) - 1, rtol=1e-12, atol=1e-15)
+    assert np.array_equal(tanh(-z), -tanh(z)) and np.all(np.abs(tanh(z)) < 1)
+    assert tanh(np.array([-1000.0, 0.0, 1000.0])).tolist() == [-1.0, 0.0, 1.0], "no overflow far out"
 
 
 def test_relu_is_max_of_zero_and_z():
@@ -191,14 +211,33 @@ def test_init_mlp_scales_weights_by_layer():
         (lambda: init_mlp((3, 0, 1)), "got (3, 0, 1)"),
         (lambda: init_mlp((3, 2.0, 1)), "layer_sizes must list at least two integers >= 1"),
         (lambda: init_mlp((2, 3, 1), weight_scale=[1.0]), "weight_scale must be one number >= 0 or 2 of them"),
-        (lambda: init_mlp((2, 3, 1), weight_scale=-1.0), "weight_scale must be one number >= 0"),
-        (lambda: init_mlp((2, 3, 1), bias_scale=float("nan")), "bias_scale a number >= 0"),
+        (lambda: init_mlp((2, 3, 1), weight_scale=-1.0), "weight_scale must be a finite number >= 0; got -1.0"),
+        (lambda: init_mlp((2, 3, 1), weight_scale=[1.0, float("inf")]), "weight_scale must be a finite number >= 0; got inf"),
+        (lambda: init_mlp((2, 3, 1), bias_scale=float("nan")), "bias_scale must be a finite number >= 0; got nan"),
+        (lambda: init_mlp((2, True, 1)), "layer_sizes must list at least two integers >= 1"),
+        (lambda: init_mlp(np.array([2, 3, 1]) * 1.0), "layer_sizes must list at least two integers >= 1"),
         (lambda: count_parameters([1]), "layer_sizes must list at least two integers >= 1"),
     ],
 )
 def test_bad_sizes_and_scales_are_named(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         call()
+
+
+def test_checked_layer_sizes_gives_plain_ints_and_names_bad_sizes():
+    assert checked_layer_sizes([2, np.int64(3), 1]) == (2, 3, 1)
+    assert all(type(size) is int for size in checked_layer_sizes(np.array([4, 5])))
+    with pytest.raises(ValueError, match=re.escape("layer_sizes must list at least two integers >= 1 "
+                                                   "(inputs, any hidden layers, outputs); got (3, -1)")):
+        checked_layer_sizes((3, -1))
+
+
+def test_init_mlp_refuses_a_network_too_large_for_memory():
+    # (100_000, 100_000, 1) has 10,000,200,001 parameters: about 75 GiB in float64
+    with pytest.raises(ValueError, match=r"layer_sizes=\(100000, 100000, 1\) \(10,000,200,001 parameters\) "
+                                         r"would need 74\.5 GiB of memory; the limit is 4 GiB"):
+        init_mlp((100_000, 100_000, 1))
+    assert count_parameters((100_000, 100_000, 1)) == 10_000_200_001, "counting is still fine"
 
 
 def test_count_parameters_counts_weights_and_biases():

@@ -18,7 +18,7 @@ def test_switch_patterns_count_in_binary(n):
 
 @pytest.mark.parametrize("bad", [0, -2, MAX_SWITCHES + 1, 2.0, "3", True, None])
 def test_switch_patterns_reject_bad_counts(bad):
-    with pytest.raises(ValueError, match=rf"n_switches must be an integer from 1 to {MAX_SWITCHES}; got {bad!r}"):
+    with pytest.raises(ValueError, match=re.escape(f"n_switches must be an integer >= 1 and <= {MAX_SWITCHES}; got {bad!r}")):
         all_switch_patterns(bad)
 
 

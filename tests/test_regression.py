@@ -150,9 +150,9 @@ def test_numerical_gradient_of_a_known_function():
 
 
 def test_numerical_gradient_rejects_bad_arguments():
-    with pytest.raises(ValueError, match=re.escape("step_size must be > 0, got -0.1")):
+    with pytest.raises(ValueError, match=re.escape("step_size must be a finite number > 0; got -0.1")):
         numerical_gradient(lambda p: 0.0, np.zeros(2), step_size=-0.1)
-    with pytest.raises(ValueError, match=re.escape("step_size must be > 0, got nan")):
+    with pytest.raises(ValueError, match=re.escape("step_size must be a finite number > 0; got nan")):
         numerical_gradient(lambda p: 0.0, np.zeros(2), step_size=float("nan"))
     with pytest.raises(ValueError, match=re.escape("parameters must be a non-empty 1-D array; got shape (2, 2)")):
         numerical_gradient(lambda p: 0.0, np.zeros((2, 2)))
@@ -292,14 +292,30 @@ def test_a_non_finite_start_is_not_called_divergence():
 
 @pytest.mark.parametrize("learning_rate", [0, -1.0, float("nan"), float("inf"), True, "0.1", None])
 def test_gradient_descent_rejects_bad_learning_rates(learning_rate):
-    with pytest.raises(ValueError, match=re.escape(f"learning_rate must be a finite number > 0, got {learning_rate!r}")):
+    with pytest.raises(ValueError, match=re.escape(f"learning_rate must be a finite number > 0; got {learning_rate!r}")):
         gradient_descent(quadratic, np.zeros(2), learning_rate=learning_rate, steps=5, progress=False)
 
 
 @pytest.mark.parametrize("steps", [0, -3, 2.5, True, "10"])
 def test_gradient_descent_rejects_bad_step_counts(steps):
-    with pytest.raises(ValueError, match=re.escape(f"steps must be an integer >= 1, got {steps!r}")):
+    with pytest.raises(ValueError, match=re.escape(f"steps must be an integer >= 1; got {steps!r}")):
         gradient_descent(quadratic, np.zeros(2), learning_rate=0.1, steps=steps, progress=False)
+
+
+def test_gradient_descent_refuses_a_history_too_large_for_memory_before_it_starts():
+    calls = []
+
+    def counted(parameters):
+        calls.append(1)
+        return quadratic(parameters)
+
+    # 10**9 steps of 1,000 recorded parameters would need about 7,500 GiB
+    with pytest.raises(ValueError, match=r"the history of steps=1,000,000,000 would need 7,4\d\d\.\d GiB of memory"):
+        gradient_descent(counted, np.zeros(1000), learning_rate=0.1, steps=10**9, progress=False)
+    # without the parameter history, only the losses are kept: 10**9 of them still pass the limit
+    with pytest.raises(ValueError, match="would need 7.5 GiB of memory; the limit is 4 GiB"):
+        gradient_descent(counted, np.zeros(1000), learning_rate=0.1, steps=10**9, progress=False, record_parameters=False)
+    assert calls == [], "refused up front, before the first evaluation"
 
 
 def test_gradient_descent_rejects_bad_starts_and_mismatched_gradients():

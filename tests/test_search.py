@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from zero2gpt.prediction import all_switch_patterns, count_mistakes, perceptron
-from zero2gpt.search import MAX_GRID_POINTS, STEP_GROWTH, SearchResult, evolve, grid_search, hinge_loss_for, random_search
+from zero2gpt.checks import MAX_ALLOCATION_BYTES
+from zero2gpt.search import (MAX_GRID_POINTS, STEP_GROWTH, SearchResult, evolve, grid_search, hinge_loss_for,
+                             perceptron_learning_rule, random_search)
 
 
 def bowl(weights: np.ndarray) -> float:
@@ -208,10 +210,10 @@ def test_grid_search_finds_a_minimum_that_lies_on_the_grid():
 
 
 @pytest.mark.parametrize("n_weights, points_per_axis, message", [
-    (0, 3, "n_weights must be an integer >= 1, got 0"),
-    (2.0, 3, "n_weights must be an integer >= 1, got 2.0"),
-    (2, 1, "points_per_axis must be an integer >= 2, got 1"),
-    (2, True, "points_per_axis must be an integer >= 2, got True"),
+    (0, 3, "n_weights must be an integer >= 1; got 0"),
+    (2.0, 3, "n_weights must be an integer >= 1; got 2.0"),
+    (2, 1, "points_per_axis must be an integer >= 2; got 1"),
+    (2, True, "points_per_axis must be an integer >= 2; got True"),
     (8, 10, f"a grid of 10 points per axis in 8 weights has 100,000,000 points; at most {MAX_GRID_POINTS:,} are allowed"),
 ])
 def test_grid_search_rejects_bad_sizes(n_weights, points_per_axis, message):
@@ -252,12 +254,12 @@ def test_random_search_gets_close_to_the_bottom_of_a_bowl():
 
 @pytest.mark.parametrize("budget", [0, -5, 2.5, True, None])
 def test_random_search_rejects_a_budget_that_is_not_a_positive_integer(budget):
-    with pytest.raises(ValueError, match=re.escape(f"budget must be an integer >= 1, got {budget!r}")):
+    with pytest.raises(ValueError, match=re.escape(f"budget must be an integer >= 1; got {budget!r}")):
         random_search(bowl, 2, budget, progress=False)
 
 
 def test_random_search_rejects_a_bad_number_of_weights():
-    with pytest.raises(ValueError, match=re.escape("n_weights must be an integer >= 1, got 0")):
+    with pytest.raises(ValueError, match=re.escape("n_weights must be an integer >= 1; got 0")):
         random_search(bowl, 0, 10, progress=False)
 
 
@@ -347,14 +349,14 @@ def test_evolve_rejects_a_start_outside_the_bounds():
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(budget=0), "budget must be an integer >= 1, got 0"),
-    (dict(budget=10.0), "budget must be an integer >= 1, got 10.0"),
-    (dict(population=0), "population must be an integer >= 1, got 0"),
-    (dict(step_size=0.0), "step_size must be a finite number > 0, got 0.0"),
-    (dict(step_size=-1.0), "step_size must be a finite number > 0, got -1.0"),
-    (dict(step_size=math.nan), "step_size must be a finite number > 0, got nan"),
-    (dict(step_size=math.inf), "step_size must be a finite number > 0, got inf"),
-    (dict(step_size=True), "step_size must be a finite number > 0, got True"),
+    (dict(budget=0), "budget must be an integer >= 1; got 0"),
+    (dict(budget=10.0), "budget must be an integer >= 1; got 10.0"),
+    (dict(population=0), "population must be an integer >= 1; got 0"),
+    (dict(step_size=0.0), "step_size must be a finite number > 0; got 0.0"),
+    (dict(step_size=-1.0), "step_size must be a finite number > 0; got -1.0"),
+    (dict(step_size=math.nan), "step_size must be a finite number > 0; got nan"),
+    (dict(step_size=math.inf), "step_size must be a finite number > 0; got inf"),
+    (dict(step_size=True), "step_size must be a finite number > 0; got True"),
 ])
 def test_evolve_rejects_bad_settings(options, message):
     arguments = dict(budget=10) | options
@@ -398,3 +400,116 @@ def test_ctrl_c_keeps_the_search_so_far(run):
     with pytest.raises(KeyboardInterrupt):  # nothing evaluated yet: nothing to return, so the Ctrl-C stands
         run(_interrupted_after(0))
     assert not run(_interrupted_after(10_000)).interrupted
+
+
+# --- memory caps ----------------------------------------------------------------------------------
+
+class NeverCalled:
+    """A loss that fails the test if a search calls it."""
+
+    def __call__(self, weights):
+        raise AssertionError("the search evaluated the loss before refusing its size")
+
+
+@pytest.mark.parametrize("run, what", [
+    (lambda loss: random_search(loss, 2, 10**11, progress=False), "budget=100,000,000,000 evaluations of 2 weights"),
+    (lambda loss: evolve(loss, np.zeros(3), 10**11, progress=False), "budget=100,000,000,000 evaluations of 3 weights"),
+    (lambda loss: random_search(loss, 10**6, 10**5, progress=False), "budget=100,000 evaluations of 1000000 weights"),
+], ids=["random", "evolve", "random-many-weights"])
+def test_a_search_refuses_a_budget_that_would_exhaust_memory_before_it_starts(run, what):
+    with pytest.raises(ValueError, match=re.escape(what) + r" would need [\d,.]+ GiB of memory; the limit is 4 GiB"):
+        run(NeverCalled())
+
+
+def test_the_memory_cap_leaves_the_budgets_the_book_uses_alone():
+    assert 10**6 * (6 + 2) * 8 < MAX_ALLOCATION_BYTES  # a million evaluations of six weights fit with room to spare
+    result = random_search(bowl, 2, 3000, seed=0, progress=False)
+    assert result.evaluations == 3000
+
+
+# --- perceptron_learning_rule ---------------------------------------------------------------------
+
+def rule_by_hand(inputs, targets, epochs):
+    """The rule written out with plain Python numbers, one example at a time."""
+    weights, bias, mistakes = [0.0] * len(inputs[0]), 0.0, []
+    for _ in range(epochs):
+        mistakes.append(0)
+        for x, y in zip(inputs, targets):
+            predicted = 1 if sum(w * xi for w, xi in zip(weights, x)) + bias > 0 else 0
+            error = y - predicted
+            weights = [w + error * xi for w, xi in zip(weights, x)]
+            bias += error
+            mistakes[-1] += error != 0
+        if mistakes[-1] == 0:
+            break
+    return weights, bias, mistakes
+
+
+def test_the_rule_learns_the_majority_vote_and_stops_after_a_clean_epoch():
+    patterns = all_switch_patterns(3)
+    majority = (patterns.sum(axis=1) >= 2).astype(int)
+    weights, bias, mistakes = perceptron_learning_rule(patterns, majority, 100)
+    assert mistakes[-1] == 0 and np.all(mistakes[:-1] > 0), "it stops at the first epoch without a mistake"
+    assert len(mistakes) < 100
+    assert perceptron(patterns, weights, bias).tolist() == majority.tolist()
+    assert isinstance(bias, float) and weights.shape == (3,)
+
+
+def test_the_rule_matches_the_same_rule_written_by_hand():
+    rng = np.random.default_rng(0)
+    inputs = rng.integers(0, 2, size=(12, 4)).astype(float)
+    targets = rng.integers(0, 2, size=12)
+    weights, bias, mistakes = perceptron_learning_rule(inputs, targets, 30)
+    by_hand = rule_by_hand(inputs.tolist(), targets.tolist(), 30)
+    assert weights.tolist() == by_hand[0] and bias == by_hand[1] and mistakes.tolist() == by_hand[2]
+
+
+def test_the_rule_never_has_a_clean_epoch_on_xor():
+    _, _, mistakes = perceptron_learning_rule(all_switch_patterns(2), [0, 1, 1, 0], 200)
+    assert len(mistakes) == 200 and mistakes.min() >= 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_rule_keeps_within_novikoffs_mistake_bound_on_separable_data(seed):
+    rng = np.random.default_rng(seed)
+    separator = rng.normal(size=5)  # four weights, then the bias
+    inputs = rng.normal(size=(60, 4))
+    sums = inputs @ separator[:-1] + separator[-1]
+    keep = np.abs(sums) > 0.3  # a margin: drop the examples too close to the separating plane
+    inputs, targets = inputs[keep], (sums[keep] > 0).astype(int)
+    with_one = np.hstack([inputs, np.ones((len(inputs), 1))])
+    margin = np.min(np.abs(with_one @ separator)) / np.linalg.norm(separator)
+    bound = np.max(np.sum(with_one**2, axis=1)) / margin**2
+    _, _, mistakes = perceptron_learning_rule(inputs, targets, int(bound) + 1)
+    assert mistakes[-1] == 0 and mistakes.sum() <= bound
+
+
+def test_the_rule_leaves_the_callers_arrays_alone_and_takes_lists_and_booleans():
+    inputs = all_switch_patterns(2).astype(float)
+    before = inputs.copy()
+    weights, bias, mistakes = perceptron_learning_rule(inputs, np.array([False, True, True, True]), 20)
+    assert np.array_equal(inputs, before)
+    assert perceptron(inputs, weights, bias).tolist() == [0, 1, 1, 1]
+    assert perceptron_learning_rule(inputs.tolist(), [0, 0, 0, 1], 20)[2][-1] == 0
+
+
+@pytest.mark.parametrize("inputs, targets, message", [
+    (np.zeros(4), np.zeros(4), "inputs must be a 2-D array with one row per example, got shape (4,)"),
+    (np.zeros((4, 3)), np.zeros(5), "targets must have shape (4,), one per row of inputs; got shape (5,)"),
+    (np.array([[0.0, np.nan], [1.0, 1.0]]), np.zeros(2), "inputs contain NaN or infinity"),
+    (np.zeros((2, 3)), np.array([0, 2]), "targets must be 0s and 1s, got the values [0 2]"),
+])
+def test_the_rule_rejects_bad_data(inputs, targets, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        perceptron_learning_rule(inputs, targets, 10)
+
+
+@pytest.mark.parametrize("epochs, message", [
+    (0, "epochs must be an integer >= 1; got 0"),
+    (2.5, "epochs must be an integer >= 1; got 2.5"),
+    (True, "epochs must be an integer >= 1; got True"),
+    (10**12, "epochs=1,000,000,000,000 would need 7,450.6 GiB of memory; the limit is 4 GiB"),
+])
+def test_the_rule_rejects_bad_or_huge_epoch_counts(epochs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        perceptron_learning_rule(all_switch_patterns(2), [0, 0, 0, 1], epochs)

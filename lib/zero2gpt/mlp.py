@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from zero2gpt.checks import check_allocation, check_choice, check_integer, check_number
 from zero2gpt.prediction import all_switch_patterns
 from zero2gpt.regression import LossAndGradient, numerical_gradient, sigmoid
 
@@ -23,16 +24,6 @@ def wiggly_function(x: np.ndarray | float) -> np.ndarray:
     return np.sin(3 * x) + 0.3 * x
 
 
-def _checked_dataset_arguments(n_samples: int, noise: float, low: float, high: float) -> None:
-    """Nothing if the arguments of a dataset maker make sense, else a ValueError that names the bad one."""
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"low and high must be finite numbers with low < high, got {low!r} and {high!r}")
-
-
 def wiggly_dataset(n_samples: int, *, noise: float = 0.1, low: float = -3.0, high: float = 3.0,
                    seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n_samples`` points of ``wiggly_function`` at random x in [low, high], plus normal noise of size ``noise``.
@@ -40,12 +31,24 @@ def wiggly_dataset(n_samples: int, *, noise: float = 0.1, low: float = -3.0, hig
     Returns inputs of shape (n_samples, 1), sorted by x, and targets of shape (n_samples,).
     The same ``seed`` gives the same data; the global random state is left alone.
     """
-    _checked_dataset_arguments(n_samples, noise, low, high)
+    n_samples = _checked_dataset_arguments(n_samples, noise, low, high)
     random = np.random.default_rng(seed)
     x = np.sort(random.uniform(low, high, n_samples))
     return x[:, None], wiggly_function(x) + noise * random.standard_normal(n_samples)
 
+# %% chapters/04_mlp.md::Cell 3
+def _checked_dataset_arguments(n_samples: int, noise: float, low: float, high: float) -> int:
+    """``n_samples`` as an int if the arguments of a dataset maker make sense, else a ValueError that names the bad one."""
+    n_samples = check_integer("n_samples", n_samples, minimum=1)
+    check_allocation(f"n_samples={n_samples:,}", 4 * n_samples)  # the x, sorted x, noise and targets arrays
+    check_number("noise", noise, minimum=0)
+    check_number("low", low)
+    check_number("high", high)
+    if not low < high:
+        raise ValueError(f"low must be less than high; got low={low!r} and high={high!r}")
+    return n_samples
 
+# %% chapters/04_mlp.md::Cell 4
 def least_squares_fit(inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float]:
     """The weights and bias of the line (or plane) with the smallest mean squared error, solved exactly.
 
@@ -62,7 +65,7 @@ def least_squares_fit(inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarr
     solution, *_ = np.linalg.lstsq(with_ones, targets, rcond=None)
     return solution[:-1], float(solution[-1])
 
-# %% chapters/04_mlp.md::Cell 10
+# %% chapters/04_mlp.md::Cell 14
 ActivationFunction = Callable[[np.ndarray], np.ndarray]
 
 
@@ -71,30 +74,67 @@ def relu(z: np.ndarray | float) -> np.ndarray:
     return np.maximum(np.asarray(z, dtype=float), 0.0)
 
 
+# tanh is NumPy's: the same as (e^z - e^-z) / (e^z + e^-z), without its overflow
 ACTIVATIONS: dict[str, ActivationFunction] = {"relu": relu, "sigmoid": sigmoid, "sine": np.sin, "tanh": np.tanh}
 
 
 def activation_function(name: str) -> ActivationFunction:
     """The activation function called ``name``: one of the keys of ACTIVATIONS."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(map(repr, sorted(ACTIVATIONS)))}; got {name!r}")
-    return ACTIVATIONS[name]
+    return ACTIVATIONS[check_choice("activation", name, sorted(ACTIVATIONS))]
 
-# %% chapters/04_mlp.md::Cell 11
+# %% chapters/04_mlp.md::Cell 15
 # An MLP's parameters: one (weights, biases) pair per layer, weights of shape (n_in, n_out), biases of shape (n_out,).
 MLPParameters = list[tuple[np.ndarray, np.ndarray]]
 
 
 def checked_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
     """``layer_sizes`` as a tuple of at least two integers >= 1, or a ValueError that shows them."""
-    sizes = tuple(layer_sizes)
-    if len(sizes) < 2 or any(isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 for size in sizes):
+    try:
+        sizes = tuple(check_integer("a layer size", size, minimum=1) for size in layer_sizes)
+    except ValueError:
+        sizes = ()
+    if len(sizes) < 2:
         raise ValueError("layer_sizes must list at least two integers >= 1 (inputs, any hidden layers, outputs); "
                          f"got {layer_sizes!r}")
-    return tuple(int(size) for size in sizes)
+    return sizes
 
 
-def _checked_mlp_parameters(parameters: MLPParameters) -> MLPParameters:
+def count_parameters(layer_sizes: Sequence[int]) -> int:
+    """How many numbers an MLP with these widths learns: each layer has n_in * n_out weights and n_out biases."""
+    sizes = checked_layer_sizes(layer_sizes)
+    return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
+# %% chapters/04_mlp.md::Cell 16
+def init_mlp(layer_sizes: Sequence[int], *, weight_scale: float | Sequence[float] | None = None,
+             bias_scale: float = 1.0, seed: int | None = None) -> MLPParameters:
+    """Random parameters for an MLP with the given widths, e.g. (1, 16, 1): one input, 16 hidden units, one output.
+
+    Weights are normal with standard deviation ``weight_scale`` (one number, or one per layer),
+    by default 1 / sqrt(n_in), so that a weighted sum stays about as large as its inputs. The hidden
+    layers' biases are normal with standard deviation ``bias_scale``, so that the hidden units start
+    different from each other; the output layer's biases start at zero. The same ``seed`` gives the
+    same parameters; the global random state is left alone.
+    """
+    sizes = checked_layer_sizes(layer_sizes)
+    check_allocation(f"layer_sizes={sizes} ({count_parameters(sizes):,} parameters)", count_parameters(sizes))
+    n_layers = len(sizes) - 1
+    if weight_scale is None:
+        scales = [1 / math.sqrt(n_in) for n_in in sizes[:-1]]
+    else:
+        scales = [weight_scale] * n_layers if np.ndim(weight_scale) == 0 else list(weight_scale)
+        if len(scales) != n_layers:
+            raise ValueError(f"weight_scale must be one number >= 0 or {n_layers} of them (one per layer); "
+                             f"got {weight_scale!r}")
+        scales = [check_number("weight_scale", scale, minimum=0) for scale in scales]
+    bias_scale = check_number("bias_scale", bias_scale, minimum=0)
+    random = np.random.default_rng(seed)
+    parameters = [(scale * random.standard_normal((n_in, n_out)), bias_scale * random.standard_normal(n_out))
+                  for scale, n_in, n_out in zip(scales, sizes[:-1], sizes[1:])]
+    parameters[-1][1][:] = 0.0  # the output starts unbiased
+    return parameters
+
+# %% chapters/04_mlp.md::Cell 19
+def _checked_parameters(parameters: MLPParameters) -> MLPParameters:
     """``parameters`` as a list of (weights, biases) float arrays whose shapes chain, or a ValueError."""
     checked = []
     for index, layer in enumerate(parameters):
@@ -115,65 +155,24 @@ def _checked_mlp_parameters(parameters: MLPParameters) -> MLPParameters:
     return checked
 
 
-def layer_sizes_of(parameters: MLPParameters) -> tuple[int, ...]:
-    """The widths of an MLP, from its inputs to its outputs: (n_inputs, hidden widths..., n_outputs)."""
-    parameters = _checked_mlp_parameters(parameters)
-    return (parameters[0][0].shape[0],) + tuple(weights.shape[1] for weights, _ in parameters)
-
-
-def count_parameters(layer_sizes: Sequence[int]) -> int:
-    """How many numbers an MLP with these widths learns: each layer has n_in * n_out weights and n_out biases."""
-    sizes = checked_layer_sizes(layer_sizes)
-    return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-
-
-def init_mlp(layer_sizes: Sequence[int], *, weight_scale: float | Sequence[float] | None = None,
-             bias_scale: float = 1.0, seed: int | None = None) -> MLPParameters:
-    """Random parameters for an MLP with the given widths, e.g. (1, 16, 1): one input, 16 hidden units, one output.
-
-    Weights are normal with standard deviation ``weight_scale`` (one number, or one per layer),
-    by default 1 / sqrt(n_in), so that a weighted sum stays about as large as its inputs. The hidden
-    layers' biases are normal with standard deviation ``bias_scale``, so that the hidden units start
-    different from each other; the output layer's biases start at zero. The same ``seed`` gives the
-    same parameters; the global random state is left alone.
-    """
-    sizes = checked_layer_sizes(layer_sizes)
-    n_layers = len(sizes) - 1
-    if weight_scale is None:
-        scales = [1 / math.sqrt(n_in) for n_in in sizes[:-1]]
-    elif np.ndim(weight_scale) == 0:
-        scales = [float(weight_scale)] * n_layers
-    else:
-        scales = [float(scale) for scale in weight_scale]
-    if len(scales) != n_layers or not all(math.isfinite(scale) and scale >= 0 for scale in scales + [float(bias_scale)]):
-        raise ValueError(f"weight_scale must be one number >= 0 or {n_layers} of them (one per layer), and bias_scale "
-                         f"a number >= 0; got {weight_scale!r} and {bias_scale!r}")
-    random = np.random.default_rng(seed)
-    parameters = [(scale * random.standard_normal((n_in, n_out)), bias_scale * random.standard_normal(n_out))
-                  for scale, n_in, n_out in zip(scales, sizes[:-1], sizes[1:])]
-    parameters[-1][1][:] = 0.0  # the output starts unbiased
-    return parameters
-
-
-def _mlp_forward_unchecked(parameters: MLPParameters, inputs: np.ndarray,
-                           activate: ActivationFunction) -> list[np.ndarray]:
-    """Every layer's output, without argument checks: the inner loop of training calls this."""
-    outputs = [inputs]
-    for layer, (weights, biases) in enumerate(parameters):
-        z = outputs[-1] @ weights + biases
-        outputs.append(z if layer == len(parameters) - 1 else activate(z))  # the last layer stays linear
-    return outputs
-
-
-def _checked_mlp_inputs(parameters: MLPParameters, inputs: np.ndarray) -> tuple[MLPParameters, np.ndarray]:
+def _checked_forward_inputs(parameters: MLPParameters, inputs: np.ndarray) -> tuple[MLPParameters, np.ndarray]:
     """The checked parameters, and ``inputs`` as a float array with one column per input of the first layer."""
-    parameters = _checked_mlp_parameters(parameters)
+    parameters = _checked_parameters(parameters)
     inputs = np.asarray(inputs, dtype=float)
     n_inputs = parameters[0][0].shape[0]
     if inputs.ndim != 2 or inputs.shape[1] != n_inputs:
         raise ValueError(f"inputs must have shape (n_samples, {n_inputs}), one column per input of the first layer; "
                          f"got shape {inputs.shape}")
     return parameters, inputs
+
+
+def _forward_unchecked(parameters: MLPParameters, inputs: np.ndarray, activate: ActivationFunction) -> list[np.ndarray]:
+    """Every layer's output, without argument checks: the inner loop of training calls this."""
+    outputs = [inputs]
+    for layer, (weights, biases) in enumerate(parameters):
+        z = outputs[-1] @ weights + biases
+        outputs.append(z if layer == len(parameters) - 1 else activate(z))  # the last layer stays linear
+    return outputs
 
 
 def mlp_forward(parameters: MLPParameters, inputs: np.ndarray,
@@ -183,13 +182,13 @@ def mlp_forward(parameters: MLPParameters, inputs: np.ndarray,
     ``parameters`` holds one (weights, biases) pair per layer, ``inputs`` has shape
     (n_samples, n_inputs), and ``activation`` bends every layer but the last, which stays linear.
     """
-    parameters, inputs = _checked_mlp_inputs(parameters, inputs)
+    parameters, inputs = _checked_forward_inputs(parameters, inputs)
     activate = activation_function(activation)
     hidden = inputs
     for weights, biases in parameters[:-1]:
-        hidden = activate(hidden @ weights + biases)  # a hidden layer: weighted sums, then the bend
+        hidden = activate(hidden @ weights + biases)  # a hidden layer: weighted sums plus biases, then the bend
     weights, biases = parameters[-1]
-    return hidden @ weights + biases  # the output layer: weighted sums of the last hidden units
+    return hidden @ weights + biases  # the output layer: weighted sums plus biases, no bend
 
 
 def mlp_layer_outputs(parameters: MLPParameters, inputs: np.ndarray,
@@ -199,17 +198,23 @@ def mlp_layer_outputs(parameters: MLPParameters, inputs: np.ndarray,
     The last entry equals ``mlp_forward(parameters, inputs, activation)``; each entry has one
     row per row of ``inputs``.
     """
-    parameters, inputs = _checked_mlp_inputs(parameters, inputs)
-    return _mlp_forward_unchecked(parameters, inputs, activation_function(activation))
+    parameters, inputs = _checked_forward_inputs(parameters, inputs)
+    return _forward_unchecked(parameters, inputs, activation_function(activation))
+
+# %% chapters/04_mlp.md::Cell 20
+def layer_sizes_of(parameters: MLPParameters) -> tuple[int, ...]:
+    """The widths of an MLP, from its inputs to its outputs: (n_inputs, hidden widths..., n_outputs)."""
+    parameters = _checked_parameters(parameters)
+    return (parameters[0][0].shape[0],) + tuple(weights.shape[1] for weights, _ in parameters)
 
 
 def flatten_parameters(parameters: MLPParameters) -> np.ndarray:
     """All weights and biases in one flat 1-D vector: layer by layer, each layer's weights (row by row), then its biases."""
-    parameters = _checked_mlp_parameters(parameters)
+    parameters = _checked_parameters(parameters)
     return np.concatenate([part.ravel() for weights, biases in parameters for part in (weights, biases)])
 
 
-def _unflatten_mlp_unchecked(flat: np.ndarray, sizes: tuple[int, ...]) -> MLPParameters:
+def _unflatten_unchecked(flat: np.ndarray, sizes: tuple[int, ...]) -> MLPParameters:
     """The (weights, biases) pairs in a flat 1-D vector, as views into it, without argument checks."""
     parameters, start = [], 0
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -230,9 +235,9 @@ def unflatten_parameters(flat: np.ndarray, layer_sizes: Sequence[int]) -> MLPPar
     expected = count_parameters(sizes)
     if flat.shape != (expected,):
         raise ValueError(f"flat must have shape ({expected},) for layer sizes {sizes}; got shape {flat.shape}")
-    return _unflatten_mlp_unchecked(flat, sizes)
+    return _unflatten_unchecked(flat, sizes)
 
-# %% chapters/04_mlp.md::Cell 13
+# %% chapters/04_mlp.md::Cell 23
 def mlp_loss_for(layer_sizes: Sequence[int], inputs: np.ndarray, targets: np.ndarray,
                  activation: str = "relu") -> Callable[[np.ndarray], float]:
     """The mean squared error of an MLP on these examples, as a function of its flat parameters.
@@ -261,12 +266,12 @@ def mlp_loss_for(layer_sizes: Sequence[int], inputs: np.ndarray, targets: np.nda
         if flat.shape != (n_parameters,):
             raise ValueError(f"flat parameters must have shape ({n_parameters},) for layer sizes {sizes}; "
                              f"got shape {flat.shape}")
-        errors = (_mlp_forward_unchecked(_unflatten_mlp_unchecked(flat, sizes), inputs, activate)[-1] - targets).ravel()
+        errors = (_forward_unchecked(_unflatten_unchecked(flat, sizes), inputs, activate)[-1] - targets).ravel()
         return float(errors @ errors) / errors.size  # the mean of the squared errors
 
     return mlp_loss
 
-
+# %% chapters/04_mlp.md::Cell 24
 class CountedLoss:
     """A loss that counts how often it is called: ``loss = CountedLoss(f)``, then ``loss.calls``."""
 
@@ -295,7 +300,7 @@ def numerical_loss_and_gradient(loss: Callable[[np.ndarray], float], step_size: 
 
     return loss_and_gradient
 
-# %% chapters/04_mlp.md::Cell 23
+# %% chapters/04_mlp.md::Cell 35
 def noisy_line_dataset(n_samples: int, *, slope: float = 2.0, intercept: float = 1.0, noise: float = 0.3,
                        low: float = -1.0, high: float = 1.0, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n_samples`` points of the line slope * x + intercept at random x in [low, high], plus normal noise.

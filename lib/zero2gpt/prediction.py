@@ -4,6 +4,8 @@
 # %% chapters/01_prediction.md::Cell 10
 import numpy as np
 
+from zero2gpt.checks import check_integer
+
 MAX_SWITCHES = 20  # 2**20 patterns of 20 switches already take 168 MB
 
 
@@ -12,13 +14,12 @@ def all_switch_patterns(n_switches: int) -> np.ndarray:
 
     Row k is k written in binary, so the first switch is the most significant bit.
     """
-    if isinstance(n_switches, bool) or not isinstance(n_switches, (int, np.integer)) or not 1 <= n_switches <= MAX_SWITCHES:
-        raise ValueError(f"n_switches must be an integer from 1 to {MAX_SWITCHES}; got {n_switches!r}")
+    n_switches = check_integer("n_switches", n_switches, minimum=1, maximum=MAX_SWITCHES)
     counter = np.arange(2**n_switches)[:, None]
     bit_of_each_switch = np.arange(n_switches - 1, -1, -1)
     return (counter >> bit_of_each_switch) & 1
 
-
+# %% chapters/01_prediction.md::Cell 11
 def step(z: np.ndarray | float) -> np.ndarray:
     """1 where ``z`` is positive, else 0 (as integers, with the shape of ``z``)."""
     z = np.asarray(z, dtype=float)
@@ -44,7 +45,7 @@ def perceptron(inputs: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarr
         raise ValueError(f"bias must be a finite number; got {bias!r}")
     return step(inputs @ weights + bias)
 
-# %% chapters/01_prediction.md::Cell 16
+# %% chapters/01_prediction.md::Cell 17
 def count_mistakes(predictions: np.ndarray, targets: np.ndarray) -> int:
     """How many predictions differ from their targets."""
     predictions, targets = np.asarray(predictions), np.asarray(targets)

@@ -8,44 +8,13 @@ from typing import Callable
 
 import numpy as np
 
+from zero2gpt.checks import check_allocation, check_integer, check_number
 from zero2gpt.runtime import tqdm  # tqdm.auto's bar, imported without its notebook warning
-
-
-def _checked_regression_inputs(inputs: np.ndarray) -> np.ndarray:
-    """``inputs`` as an (n_samples, n_features) float array of finite numbers, or a ValueError."""
-    inputs = np.asarray(inputs, dtype=float)
-    if inputs.ndim != 2 or 0 in inputs.shape:
-        raise ValueError(f"inputs must be a 2-D array of shape (n_samples, n_features), not empty; got shape {inputs.shape}")
-    if not np.isfinite(inputs).all():
-        row, column = np.argwhere(~np.isfinite(inputs))[0]
-        raise ValueError(f"inputs contain NaN or infinity (first at row {row}, column {column}); remove or fill in those samples")
-    return inputs
-
-
-def _checked_regression_data(inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``inputs`` as above and ``targets`` as a finite (n_samples,) float array, or a ValueError."""
-    inputs = _checked_regression_inputs(inputs)
-    targets = np.asarray(targets, dtype=float)
-    if targets.shape != (inputs.shape[0],):
-        raise ValueError(f"targets must have shape ({inputs.shape[0]},), one per row of inputs; got shape {targets.shape}")
-    if not np.isfinite(targets).all():
-        first = int(np.flatnonzero(~np.isfinite(targets))[0])
-        raise ValueError(f"targets contain NaN or infinity (first at index {first}); remove or fill in those samples")
-    return inputs, targets
-
-
-def _unpack_linear_parameters(parameters: np.ndarray, n_features: int) -> tuple[np.ndarray, float]:
-    """The weights and the bias packed in ``parameters``: one weight per feature, then the bias."""
-    parameters = np.asarray(parameters, dtype=float)
-    if parameters.shape != (n_features + 1,):
-        raise ValueError(f"parameters must have shape ({n_features + 1},): {n_features} weight(s), one per feature, "
-                         f"then the bias; got shape {parameters.shape}")
-    return parameters[:-1], float(parameters[-1])
 
 
 def linear_predict(inputs: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
     """The linear model's predictions, inputs @ weights + bias: one number per row of ``inputs``."""
-    inputs = _checked_regression_inputs(inputs)
+    inputs = _checked_inputs(inputs)
     weights = np.asarray(weights, dtype=float)
     if weights.shape != (inputs.shape[1],):
         raise ValueError(f"weights must have shape ({inputs.shape[1]},), one per column of inputs; got shape {weights.shape}")
@@ -64,7 +33,39 @@ def mean_squared_error(predictions: np.ndarray, targets: np.ndarray) -> float:
         raise ValueError("predictions or targets contain NaN; the squared error is undefined there")
     return float(np.mean((predictions - targets) ** 2))
 
-# %% chapters/03_regression.md::Cell 10
+# %% chapters/03_regression.md::Cell 5
+def _checked_inputs(inputs: np.ndarray) -> np.ndarray:
+    """``inputs`` as an (n_samples, n_features) float array of finite numbers, or a ValueError."""
+    inputs = np.asarray(inputs, dtype=float)
+    if inputs.ndim != 2 or 0 in inputs.shape:
+        raise ValueError(f"inputs must be a 2-D array of shape (n_samples, n_features), not empty; got shape {inputs.shape}")
+    if not np.isfinite(inputs).all():
+        row, column = np.argwhere(~np.isfinite(inputs))[0]
+        raise ValueError(f"inputs contain NaN or infinity (first at row {row}, column {column}); remove or fill in those samples")
+    return inputs
+
+
+def _checked_data(inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``inputs`` as above and ``targets`` as a finite (n_samples,) float array, or a ValueError."""
+    inputs = _checked_inputs(inputs)
+    targets = np.asarray(targets, dtype=float)
+    if targets.shape != (inputs.shape[0],):
+        raise ValueError(f"targets must have shape ({inputs.shape[0]},), one per row of inputs; got shape {targets.shape}")
+    if not np.isfinite(targets).all():
+        first = int(np.flatnonzero(~np.isfinite(targets))[0])
+        raise ValueError(f"targets contain NaN or infinity (first at index {first}); remove or fill in those samples")
+    return inputs, targets
+
+
+def _unpack_parameters(parameters: np.ndarray, n_features: int) -> tuple[np.ndarray, float]:
+    """The weights and the bias packed in ``parameters``: one weight per feature, then the bias."""
+    parameters = np.asarray(parameters, dtype=float)
+    if parameters.shape != (n_features + 1,):
+        raise ValueError(f"parameters must have shape ({n_features + 1},): {n_features} weight(s), one per feature, "
+                         f"then the bias; got shape {parameters.shape}")
+    return parameters[:-1], float(parameters[-1])
+
+# %% chapters/03_regression.md::Cell 13
 LossAndGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
@@ -94,7 +95,7 @@ class DivergenceError(ValueError):
         self.step = step
         self.result = result
 
-
+# %% chapters/03_regression.md::Cell 14
 def gradient_descent(
     loss_and_gradient: LossAndGradient,
     initial_parameters: np.ndarray,
@@ -116,11 +117,10 @@ def gradient_descent(
         raise ValueError(f"initial_parameters must be a non-empty 1-D array; got shape {parameters.shape}")
     if not np.isfinite(parameters).all():
         raise ValueError(f"initial_parameters must be finite numbers; got {parameters}")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(learning_rate) or learning_rate <= 0:
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    learning_rate = check_number("learning_rate", learning_rate, minimum=0, exclusive_minimum=True)
+    steps = check_integer("steps", steps, minimum=1)
+    # the losses, and the parameters after every step when they are recorded
+    check_allocation(f"the history of steps={steps:,}", (steps + 1) * (1 + parameters.size * record_parameters))
 
     losses: list[float] = []
     history: list[np.ndarray] = []
@@ -166,15 +166,15 @@ def gradient_descent(
         return run_so_far(interrupted=True)
     return run_so_far()
 
-# %% chapters/03_regression.md::Cell 17
+# %% chapters/03_regression.md::Cell 21
 def mse_loss_and_gradient(parameters: np.ndarray, inputs: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
     """The mean squared error of the linear model and its gradient.
 
     ``parameters`` holds one weight per column of ``inputs``, then the bias; the
     gradient has the same layout.
     """
-    inputs, targets = _checked_regression_data(inputs, targets)
-    weights, bias = _unpack_linear_parameters(parameters, inputs.shape[1])
+    inputs, targets = _checked_data(inputs, targets)
+    weights, bias = _unpack_parameters(parameters, inputs.shape[1])
     residuals = inputs @ weights + bias - targets
     n_samples = len(targets)
     gradient = np.append(2 / n_samples * (inputs.T @ residuals), 2 / n_samples * residuals.sum())
@@ -186,8 +186,7 @@ def numerical_gradient(loss: Callable[[np.ndarray], float], parameters: np.ndarr
     parameters = np.asarray(parameters, dtype=float)
     if parameters.ndim != 1 or parameters.size == 0:
         raise ValueError(f"parameters must be a non-empty 1-D array; got shape {parameters.shape}")
-    if not (math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be > 0, got {step_size!r}")
+    step_size = check_number("step_size", step_size, minimum=0, exclusive_minimum=True)
     gradient = np.empty_like(parameters)
     for index in range(parameters.size):
         nudge = np.zeros_like(parameters)
@@ -195,7 +194,7 @@ def numerical_gradient(loss: Callable[[np.ndarray], float], parameters: np.ndarr
         gradient[index] = (loss(parameters + nudge) - loss(parameters - nudge)) / (2 * step_size)
     return gradient
 
-# %% chapters/03_regression.md::Cell 28
+# %% chapters/03_regression.md::Cell 33
 def sigmoid(z: np.ndarray | float) -> np.ndarray:
     """The logistic function 1 / (1 + exp(-z)), elementwise, accurate and without overflow for any z."""
     z = np.asarray(z, dtype=float)
@@ -214,10 +213,10 @@ def logistic_loss_and_gradient(parameters: np.ndarray, inputs: np.ndarray, targe
     ``parameters`` holds one weight per column of ``inputs``, then the bias; the
     gradient has the same layout.
     """
-    inputs, targets = _checked_regression_data(inputs, targets)
+    inputs, targets = _checked_data(inputs, targets)
     if not np.isin(targets, (0.0, 1.0)).all():
         raise ValueError(f"targets must be 0 or 1 (the two classes); got {np.unique(targets)[:5]}")
-    weights, bias = _unpack_linear_parameters(parameters, inputs.shape[1])
+    weights, bias = _unpack_parameters(parameters, inputs.shape[1])
     z = inputs @ weights + bias
     # -[y log p + (1 - y) log(1 - p)] equals log(1 + e^z) - y z, which logaddexp computes without overflow
     loss = float(np.mean(np.logaddexp(0.0, z) - targets * z))

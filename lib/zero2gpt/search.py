@@ -8,6 +8,21 @@ from typing import Callable
 import numpy as np
 
 
+def _check_examples(inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``inputs`` as a float array of shape (m, n) and ``targets`` as m zeros and ones; else a ValueError."""
+    inputs = np.asarray(inputs, dtype=float)
+    targets = np.asarray(targets)
+    if inputs.ndim != 2 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be a 2-D array with one row per example, got shape {inputs.shape}")
+    if targets.shape != (inputs.shape[0],):
+        raise ValueError(f"targets must have shape ({inputs.shape[0]},), one per row of inputs; got shape {targets.shape}")
+    if not np.isfinite(inputs).all():
+        raise ValueError("inputs contain NaN or infinity: every example must be finite")
+    if not np.isin(targets, (0, 1)).all():
+        raise ValueError(f"targets must be 0s and 1s, got the values {np.unique(targets)}")
+    return inputs, targets.astype(int)
+
+# %% chapters/02_search.md::Cell 6
 def hinge_loss_for(inputs: np.ndarray, targets: np.ndarray) -> Callable[[np.ndarray], float]:
     """The hinge loss of a perceptron on these examples, as a function of its weights.
 
@@ -16,16 +31,7 @@ def hinge_loss_for(inputs: np.ndarray, targets: np.ndarray) -> Callable[[np.ndar
     the examples of max(0, 1 - s * z), where z is the weighted sum plus the bias and
     s is +1 where the target is 1 and -1 where it is 0.
     """
-    inputs = np.asarray(inputs, dtype=float)
-    targets = np.asarray(targets)
-    if inputs.ndim != 2 or inputs.shape[0] == 0:
-        raise ValueError(f"inputs must be a 2-D array with one row per example, got shape {inputs.shape}")
-    if targets.shape != (inputs.shape[0],):
-        raise ValueError(f"targets must have shape ({inputs.shape[0]},), one per row of inputs; got shape {targets.shape}")
-    if not np.isfinite(inputs).all():
-        raise ValueError("inputs contain NaN or infinity; the loss would be undefined there")
-    if not np.isin(targets, (0, 1)).all():
-        raise ValueError(f"targets must be 0s and 1s, got the values {np.unique(targets)}")
+    inputs, targets = _check_examples(inputs, targets)
     with_bias_input = np.hstack([inputs, np.ones((len(inputs), 1))])  # the bias is the weight of an input that is always 1
     signed_inputs = np.where(targets == 1, 1.0, -1.0)[:, None] * with_bias_input  # then signed_inputs @ w is s * z
     n_weights = signed_inputs.shape[1]
@@ -40,10 +46,11 @@ def hinge_loss_for(inputs: np.ndarray, targets: np.ndarray) -> Callable[[np.ndar
 
     return hinge_loss
 
-# %% chapters/02_search.md::Cell 9
+# %% chapters/02_search.md::Cell 11
 import itertools
 from dataclasses import dataclass
 
+from zero2gpt.checks import check_allocation, check_integer, check_number
 from zero2gpt.runtime import tqdm  # tqdm.auto's progress bar
 
 MAX_GRID_POINTS = 10_000_000  # ten million evaluations take about 3 hours at a millisecond each
@@ -70,7 +77,7 @@ class SearchResult:
         reached = np.flatnonzero(self.history <= target)
         return int(reached[0]) + 1 if reached.size else None
 
-
+# %% chapters/02_search.md::Cell 12
 class _EvaluationRecorder:
     """Calls the loss for a search: checks each value, and keeps the best, the history and the progress bar.
 
@@ -78,9 +85,13 @@ class _EvaluationRecorder:
     search ends, and turns Ctrl-C into a result that keeps the best found so far.
     """
 
-    def __init__(self, loss: Callable[[np.ndarray], float], budget: int, description: str, progress: bool):
+    def __init__(self, loss: Callable[[np.ndarray], float], budget: int, n_weights: int, description: str,
+                 progress: bool):
         if not callable(loss):
             raise ValueError(f"loss must be a function of the weights, got {loss!r}")
+        # The history takes a number per evaluation; the path, at worst, a point per evaluation.
+        check_allocation(f"a search with budget={budget:,} evaluations of {n_weights} weights",
+                         budget * (n_weights + 2))
         self.loss, self.budget, self.count = loss, budget, 0
         self.best_loss, self.best_weights = math.inf, None
         self.history = np.empty(budget)
@@ -124,15 +135,8 @@ class _EvaluationRecorder:
             array.setflags(write=False)  # the result is frozen, its arrays too
         return SearchResult(*arrays[:1], self.best_loss, *arrays[1:], interrupted=self.count < self.budget)
 
-
-def _checked_search_count(name: str, value: int, smallest: int = 1) -> int:
-    """``value`` if it is an integer >= ``smallest``, else a ValueError that names it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < smallest:
-        raise ValueError(f"{name} must be an integer >= {smallest}, got {value!r}")
-    return int(value)
-
-
-def _checked_search_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
+# %% chapters/02_search.md::Cell 13
+def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
     """``bounds`` as a pair of floats (low, high) with low < high, else a ValueError."""
     try:
         low, high = (float(edge) for edge in bounds)
@@ -151,20 +155,20 @@ def grid_search(loss: Callable[[np.ndarray], float], n_weights: int, points_per_
     the ``n_weights`` weights: ``points_per_axis ** n_weights`` points, visited in
     lexicographic order (the last weight changes fastest).
     """
-    n_weights = _checked_search_count("n_weights", n_weights)
-    points_per_axis = _checked_search_count("points_per_axis", points_per_axis, smallest=2)
-    low, high = _checked_search_bounds(bounds)
+    n_weights = check_integer("n_weights", n_weights, minimum=1)
+    points_per_axis = check_integer("points_per_axis", points_per_axis, minimum=2)
+    low, high = _check_bounds(bounds)
     n_points = points_per_axis**n_weights
     if n_points > MAX_GRID_POINTS:
         raise ValueError(f"a grid of {points_per_axis} points per axis in {n_weights} weights has {n_points:,} points; "
                          f"at most {MAX_GRID_POINTS:,} are allowed")
     axis = np.linspace(low, high, points_per_axis)
-    with _EvaluationRecorder(loss, n_points, "grid search", progress) as record:
+    with _EvaluationRecorder(loss, n_points, n_weights, "grid search", progress) as record:
         for point in itertools.product(axis, repeat=n_weights):
             record(np.array(point))
     return record.result()
 
-# %% chapters/02_search.md::Cell 14
+# %% chapters/02_search.md::Cell 18
 def random_search(loss: Callable[[np.ndarray], float], n_weights: int, budget: int, *,
                   bounds: tuple[float, float] = (-1.0, 1.0), seed: int | None = None,
                   progress: bool = True) -> SearchResult:
@@ -173,17 +177,17 @@ def random_search(loss: Callable[[np.ndarray], float], n_weights: int, budget: i
     Each point has ``n_weights`` coordinates, each drawn uniformly from ``bounds``.
     The same ``seed`` gives the same points; the global random state is left alone.
     """
-    n_weights = _checked_search_count("n_weights", n_weights)
-    budget = _checked_search_count("budget", budget)
-    low, high = _checked_search_bounds(bounds)
+    n_weights = check_integer("n_weights", n_weights, minimum=1)
+    budget = check_integer("budget", budget, minimum=1)
+    low, high = _check_bounds(bounds)
     random = np.random.default_rng(seed)
-    with _EvaluationRecorder(loss, budget, "random search", progress) as record:
+    with _EvaluationRecorder(loss, budget, n_weights, "random search", progress) as record:
         for first in range(0, budget, 1024):  # draw guesses in blocks: one call per guess costs more than the guess
             for weights in random.uniform(low, high, size=(min(1024, budget - first), n_weights)):
                 record(weights)
     return record.result()
 
-# %% chapters/02_search.md::Cell 18
+# %% chapters/02_search.md::Cell 23
 STEP_GROWTH = 1.5  # the one-fifth rule: a success multiplies the step by 1.5, a failure divides it by 1.5 ** (1/4)
 
 
@@ -203,13 +207,11 @@ def evolve(loss: Callable[[np.ndarray], float], start: np.ndarray, budget: int, 
         raise ValueError(f"start must be a 1-D array with one entry per weight, got shape {start.shape}")
     if not np.isfinite(start).all():
         raise ValueError(f"start must hold finite numbers, got {start}")
-    budget = _checked_search_count("budget", budget)
-    population = _checked_search_count("population", population)
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float, np.integer, np.floating)) \
-            or not 0 < step_size < math.inf:
-        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
+    budget = check_integer("budget", budget, minimum=1)
+    population = check_integer("population", population, minimum=1)
+    step_size = check_number("step_size", step_size, minimum=0, exclusive_minimum=True)
     if bounds is not None:
-        low, high = _checked_search_bounds(bounds)
+        low, high = _check_bounds(bounds)
         if start.min() < low or start.max() > high:
             raise ValueError(f"start must lie inside bounds {bounds}, got {start}")
     # Far below any useful size; it stops the step from sinking into slow denormal arithmetic.
@@ -220,7 +222,7 @@ def evolve(loss: Callable[[np.ndarray], float], start: np.ndarray, budget: int, 
         child = parent + step_size * random.standard_normal(parent.size)
         return child if bounds is None else np.minimum(np.maximum(child, low), high)
 
-    with _EvaluationRecorder(loss, budget, "evolution", progress) as record:
+    with _EvaluationRecorder(loss, budget, start.size, "evolution", progress) as record:
         parents = [start] + [mutate(start) for _ in range(min(population, budget) - 1)]
         parent_losses = [record(weights) for weights in parents]
         while record.count < budget:
@@ -236,3 +238,30 @@ def evolve(loss: Callable[[np.ndarray], float], start: np.ndarray, budget: int, 
                 share = successes / len(children)
                 step_size = max(step_size * STEP_GROWTH ** ((5 * share - 1) / 4), smallest_step)
     return record.result()
+
+# %% chapters/02_search.md::Cell 40
+from zero2gpt.prediction import perceptron
+
+
+def perceptron_learning_rule(inputs: np.ndarray, targets: np.ndarray,
+                             epochs: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """Rosenblatt's perceptron learning rule, from zero weights, for at most ``epochs`` passes over the examples.
+
+    For each example in order: predict with ``perceptron``, then add (target - prediction) times
+    the inputs to the weights, and (target - prediction) to the bias. It stops after the first
+    epoch without a mistake. Returns the weights, the bias, and the mistakes in each epoch run.
+    """
+    inputs, targets = _check_examples(inputs, targets)
+    epochs = check_integer("epochs", epochs, minimum=1)
+    check_allocation(f"epochs={epochs:,}", epochs)
+    weights, bias = np.zeros(inputs.shape[1]), 0.0
+    mistakes_per_epoch = np.zeros(epochs, dtype=int)
+    for epoch in range(epochs):
+        for x, y in zip(inputs, targets):
+            error = int(y) - int(perceptron(x, weights, bias))  # +1, -1, or 0 when right
+            weights += error * x
+            bias += error
+            mistakes_per_epoch[epoch] += error != 0
+        if mistakes_per_epoch[epoch] == 0:
+            return weights, float(bias), mistakes_per_epoch[: epoch + 1]
+    return weights, float(bias), mistakes_per_epoch

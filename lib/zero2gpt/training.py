@@ -2,7 +2,9 @@
 """The code that chapter "6. PyTorch" exports."""
 
 # %% chapters/06_training.md::Cell 5
+import contextlib
 import copy
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -13,9 +15,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from zero2gpt.checks import check_allocation, check_integer, check_number, check_seed
 from zero2gpt.mlp import MLPParameters, activation_function, checked_layer_sizes
 from zero2gpt.runtime import device as runtime_device
-from zero2gpt.runtime import tqdm
+from zero2gpt.runtime import set_seed, tqdm
 
 
 class Sine(nn.Module):
@@ -28,7 +31,7 @@ class Sine(nn.Module):
 # Chapter 4's activation names, each with the layer that computes it.
 TORCH_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "sine": Sine, "tanh": nn.Tanh}
 
-
+# %% chapters/06_training.md::Cell 6
 def build_mlp(layer_sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
     """Chapter 4's network as torch layers: Linear, activation, ..., Linear (the last layer is linear).
 
@@ -42,7 +45,7 @@ def build_mlp(layer_sizes: Sequence[int], activation: str = "relu") -> nn.Sequen
         layers += [nn.Linear(n_in, n_out), TORCH_ACTIVATIONS[activation]()]
     return nn.Sequential(*layers[:-1])  # no activation after the last layer
 
-
+# %% chapters/06_training.md::Cell 7
 def load_mlp_parameters(model: nn.Sequential, parameters: MLPParameters) -> None:
     """Copy chapter 4's numpy parameters, one (weights, bias) pair per layer, into ``model``'s Linear layers."""
     linears = [layer for layer in model.modules() if isinstance(layer, nn.Linear)]
@@ -59,19 +62,29 @@ def load_mlp_parameters(model: nn.Sequential, parameters: MLPParameters) -> None
             linear.weight.copy_(torch.as_tensor(weights.T, dtype=linear.weight.dtype))
             linear.bias.copy_(torch.as_tensor(bias, dtype=linear.bias.dtype))
 
-# %% chapters/06_training.md::Cell 16
-TrainingData = tuple[torch.Tensor, torch.Tensor] | DataLoader
+# %% chapters/06_training.md::Cell 22
 TRAINING_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+# What next_batch() returns: (inputs, targets), or a dict whose "targets" go to the loss and the rest to the model.
+TrainingBatch = tuple[torch.Tensor, torch.Tensor] | dict[str, torch.Tensor]
 
 
 @dataclass
 class TrainingHistory:
-    """What ``fit`` did.
+    """What ``train`` (or ``fit``) did. Steps and epochs count from 1.
 
-    ``train_loss`` has one entry per optimisation step (the loss of its batch, before the step),
-    ``val_loss`` one per epoch (empty without val data). Epochs count from 1, so
-    ``val_loss[best_epoch - 1]`` is the lowest val loss; ``best_epoch`` is None without val data.
+    - ``train_loss``: one entry per optimizer step, the loss of its batch before the step
+      (with ``accumulate`` > 1, the mean over the step's batches).
+    - ``val_loss``: one entry per evaluation, and ``eval_steps``: the step after which each was measured.
+      ``fit`` evaluates after every epoch, so there it has one entry per epoch.
+    - ``learning_rates``: the learning rate of every step (of the optimizer's first parameter group).
+    - ``log_steps``: the steps at which the losses were read back from the device and checked, and
+      ``grad_norms``: the L2 norm of all gradients together at each of those steps, before clipping.
+    - ``best_step``: the step of the lowest val loss (None without evaluations), and ``best_epoch``:
+      the same epoch for ``fit``, so that ``val_loss[best_epoch - 1]`` is the lowest (None for ``train``).
+    - ``epochs_run``: the epochs ``fit`` completed (0 for ``train``).
+    - ``stopped_early``: ``on_eval`` (in ``fit``, ``patience``) ended training before its last step.
+    - ``interrupted``: Ctrl-C ended it. ``seconds``: how long it took, on the wall clock.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -81,8 +94,13 @@ class TrainingHistory:
     stopped_early: bool = False
     interrupted: bool = False
     seconds: float = 0.0
+    eval_steps: list[int] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)
+    log_steps: list[int] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+    best_step: int | None = None
 
-
+# %% chapters/06_training.md::Cell 23
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite. ``step`` counts from 1; ``history`` holds the steps before it."""
 
@@ -92,17 +110,291 @@ class TrainingDivergedError(FloatingPointError):
         self.history = history
 
 
-def _training_tensors(data: tuple, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``data`` as an (inputs, targets) pair of tensors on ``device``, or a ValueError that says what is wrong."""
+def _describe(value: object) -> str:
+    """A few words on what came back: 'a tuple of 3 item(s)', "a dict with keys ['x']", 'None'."""
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} item(s)"
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def _to_device(value: object, device: torch.device, dtype: torch.dtype | None) -> object:
+    """A tensor moved to ``device``, and a floating-point one cast to ``dtype`` (the model's); anything else as it is."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    cast = dtype if dtype is not None and value.is_floating_point() else None
+    return value.to(device=device, dtype=cast, non_blocking=device.type == "cuda")
+
+
+def _parameter_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating-point parameter: the one floating-point data is cast to."""
+    return next((parameter.dtype for parameter in model.parameters() if parameter.is_floating_point()), None)
+
+
+def _gradient_norm(model: nn.Module, device: torch.device) -> torch.Tensor:
+    """The L2 norm of all the model's gradients together, as a tensor on the device (reading it would wait)."""
+    norms = [torch.linalg.vector_norm(parameter.grad.detach()) for parameter in model.parameters()
+             if parameter.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros((), device=device)
+
+# %% chapters/06_training.md::Cell 24
+def _batch_loss(model: nn.Module, loss_fn: Callable, batch: object, device: torch.device, dtype: torch.dtype | None,
+                source: str) -> torch.Tensor:
+    """``loss_fn(model(inputs), targets)`` for one batch from ``source``: an (inputs, targets) pair, or a dict
+    whose "targets" go to ``loss_fn`` and whose other entries go to the model as keyword arguments."""
+    if isinstance(batch, dict) and "targets" in batch:
+        targets = _to_device(batch["targets"], device, dtype)
+        predictions = model(**{key: _to_device(value, device, dtype) for key, value in batch.items() if key != "targets"})
+    elif isinstance(batch, (tuple, list)) and len(batch) == 2:
+        inputs, targets = (_to_device(part, device, dtype) for part in batch)
+        predictions = model(inputs)
+    else:
+        raise ValueError(f'{source}() must return (inputs, targets) or a dict with a "targets" key; got {_describe(batch)}')
+    loss = loss_fn(predictions, targets)
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else _describe(loss)
+        raise ValueError(f"loss_fn must return one number (a 0-d tensor); got {got}")
+    return loss
+
+
+def _step_loss(model: nn.Module, loss_fn: Callable, next_batch: Callable, accumulate: int, device: torch.device,
+               dtype: torch.dtype | None, autocast: Callable, step: int) -> torch.Tensor:
+    """Forward and backward on ``accumulate`` batches, adding up their gradients; their mean loss, detached."""
+    total = None
+    for _ in range(accumulate):
+        try:
+            batch = next_batch()
+        except StopIteration:
+            raise ValueError(f"next_batch() ran out of batches at step {step}: it must return one at every call") from None
+        with autocast():
+            loss = _batch_loss(model, loss_fn, batch, device, dtype, "next_batch")
+        (loss / accumulate if accumulate > 1 else loss).backward()  # .grad adds up over the batches
+        loss = loss.detach()
+        loss = loss.float() if loss.dtype in (torch.float16, torch.bfloat16) else loss
+        total = loss if total is None else total + loss
+    return total / accumulate if accumulate > 1 else total
+
+# %% chapters/06_training.md::Cell 25
+def _make_optimizer(optimizer: str | torch.optim.Optimizer, model: nn.Module, learning_rate: float | None,
+                    weight_decay: float | None, device: torch.device) -> torch.optim.Optimizer:
+    """A ready optimizer as it is; or a new one of the named kind over the model's parameters, fused on a GPU."""
+    if isinstance(optimizer, torch.optim.Optimizer):
+        for name, value in [("learning_rate", learning_rate), ("weight_decay", weight_decay)]:
+            if value is not None:
+                raise ValueError(f"{name}={value!r} would be ignored: a ready optimizer keeps its own settings; "
+                                 "set them when you make it")
+        return optimizer
+    if not isinstance(optimizer, str) or optimizer not in TRAINING_OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(repr(name) for name in TRAINING_OPTIMIZERS)} "
+                         f"or a torch.optim.Optimizer; got {optimizer!r}")
+    kind, parameters = TRAINING_OPTIMIZERS[optimizer], list(model.parameters())
+    options = {"lr": learning_rate or 1e-3, "weight_decay": weight_decay or 0.0}  # None: the defaults
+    if device.type == "cuda" and "fused" in inspect.signature(kind).parameters and \
+            all(parameter.is_cuda and parameter.is_floating_point() for parameter in parameters):
+        options["fused"] = True  # one GPU kernel updates every parameter
+    return kind(parameters, **options)
+
+
+def _read_back(history: TrainingHistory, pending: list[torch.Tensor], norm: torch.Tensor | None, step: int,
+               steps: int) -> list[float]:
+    """Bring the pending losses (and the gradient norm) to the host in one transfer, check them, and record them."""
+    numbers = torch.stack(pending + ([] if norm is None else [norm.to(pending[0])])).cpu().double().tolist()
+    losses = numbers[:len(pending)]
+    first = len(history.train_loss) + 1  # the step of losses[0]
+    for offset, value in enumerate(losses):
+        if not math.isfinite(value):
+            bad, rate = first + offset, history.learning_rates[first + offset - 1]
+            history.train_loss += losses[:offset]
+            del history.learning_rates[bad - 1:]
+            raise TrainingDivergedError(
+                f"training diverged at step {bad} of {steps:,}: the loss is {value}. The steps overshoot the minimum: "
+                f"try a smaller learning rate than {rate!r}, or clip the gradients (grad_clip)", bad, history)
+    history.train_loss += losses
+    if norm is not None:
+        history.log_steps.append(step)
+        history.grad_norms.append(numbers[-1])
+    pending.clear()
+    return losses
+
+# %% chapters/06_training.md::Cell 26
+def _check_train_arguments(model, loss_fn, next_batch, steps, val_batch, evaluate, eval_every, eval_batches,
+                           learning_rate, weight_decay, lr_schedule, grad_clip, autocast_dtype, accumulate, log_every,
+                           keep_best, on_eval, seed) -> None:
+    """A clear error for the first bad argument of ``train``, before anything runs."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    for name, function, optional in [("loss_fn", loss_fn, False), ("next_batch", next_batch, False),
+                                     ("val_batch", val_batch, True), ("evaluate", evaluate, True),
+                                     ("lr_schedule", lr_schedule, True), ("on_eval", on_eval, True)]:
+        if not (callable(function) or (optional and function is None)):
+            raise TypeError(f"{name} must be a function (a callable){' or None' if optional else ''}; got {function!r}")
+    check_integer("steps", steps, minimum=1)
+    check_allocation(f"steps={steps:,} (a loss and a learning rate kept per step)", 2 * steps, bytes_per_element=32)
+    for name, value in [("eval_batches", eval_batches), ("accumulate", accumulate), ("log_every", log_every)]:
+        check_integer(name, value, minimum=1)
+    check_integer("eval_every", eval_every, minimum=1, allow_none=True)
+    if learning_rate is not None:  # None: the default, or the ready optimizer's own
+        check_number("learning_rate", learning_rate, minimum=0, exclusive_minimum=True)
+    if weight_decay is not None:
+        check_number("weight_decay", weight_decay, minimum=0)
+    check_number("grad_clip", grad_clip, minimum=0, exclusive_minimum=True, allow_none=True)
+    check_seed(seed, allow_none=True)
+    if autocast_dtype is not None and autocast_dtype != torch.bfloat16:
+        raise ValueError(f"autocast_dtype must be None or torch.bfloat16; got {autocast_dtype!r} (float16 would need a "
+                         "gradient scaler, torch.amp.GradScaler, against underflow, which train does not use)")
+    if val_batch is not None and evaluate is not None:
+        raise ValueError("give val_batch or evaluate, not both: each defines the val loss")
+    if evaluate is not None and eval_batches != 1:
+        raise ValueError(f"eval_batches={eval_batches} applies to val_batch; evaluate computes the whole val loss itself")
+    for name, active in [(f"eval_every={eval_every!r}", eval_every is not None), ("keep_best=True", keep_best),
+                         ("on_eval", on_eval is not None)]:
+        if active and val_batch is None and evaluate is None:
+            raise ValueError(f"{name} needs val_batch (or evaluate): it acts on evaluations, and there is nothing to evaluate")
+
+# %% chapters/06_training.md::Cell 27
+def train(model: nn.Module, loss_fn: Callable[..., torch.Tensor], next_batch: Callable[[], TrainingBatch], *,
+          steps: int, val_batch: Callable[[], TrainingBatch] | None = None,
+          evaluate: Callable[[nn.Module], float] | None = None, eval_every: int | None = None, eval_batches: int = 1,
+          optimizer: str | torch.optim.Optimizer = "adamw", learning_rate: float | None = None,
+          weight_decay: float | None = None, lr_schedule: Callable[[int], float] | None = None,
+          grad_clip: float | None = None, autocast_dtype: torch.dtype | None = None, accumulate: int = 1,
+          log_every: int = 10, keep_best: bool = False,
+          on_eval: Callable[[int, TrainingHistory], bool | None] | None = None,
+          device: str | torch.device | None = None, seed: int | None = None, progress: bool = True) -> TrainingHistory:
+    """Train ``model`` for ``steps`` optimizer steps on the batches ``next_batch()`` returns; return what happened.
+
+    A batch is ``(inputs, targets)``, trained on as ``loss_fn(model(inputs), targets)``, or a dict whose "targets"
+    go to ``loss_fn`` and whose other entries go to the model by name. Its tensors move to ``device`` (default:
+    zero2gpt.runtime.device()), and floating-point ones take the dtype of the model's parameters (float64 data
+    for a float32 model becomes float32). Each step adds up the gradients of ``accumulate`` batches.
+    ``optimizer`` is "adamw", "adam" or "sgd", made with ``learning_rate`` (default 1e-3) and ``weight_decay``
+    (default 0), or a ready torch optimizer, which keeps its own. ``lr_schedule(step)`` (step from 0) multiplies
+    the learning rate; ``grad_clip`` caps the L2 norm of all gradients together; ``autocast_dtype=torch.bfloat16``
+    runs the forward pass and the loss under bfloat16 autocast.
+    Evaluation, every ``eval_every`` steps and after the last: the mean loss of ``eval_batches`` batches from
+    ``val_batch()``, or ``evaluate(model)`` for a val loss computed your own way; in eval mode, without gradients.
+    ``on_eval(step, history)`` runs after each; a true result stops training. ``keep_best`` puts back the weights
+    of the lowest val loss at the end. ``seed`` seeds every generator first (zero2gpt.runtime.set_seed).
+    Losses stay on the device until every ``log_every`` steps (and each evaluation, and the end): then they are
+    read back and checked, and a NaN or infinite one raises TrainingDivergedError naming the first bad step.
+    Ctrl-C stops training and returns the history so far (``interrupted=True``). The model ends in eval mode.
+    """
+    _check_train_arguments(model, loss_fn, next_batch, steps, val_batch, evaluate, eval_every, eval_batches,
+                           learning_rate, weight_decay, lr_schedule, grad_clip, autocast_dtype, accumulate, log_every,
+                           keep_best, on_eval, seed)
+    device = runtime_device(None if device is None else str(device))
+    if seed is not None:
+        set_seed(seed)
+    model.to(device)
+    optimizer = _make_optimizer(optimizer, model, learning_rate, weight_decay, device)
+    dtype = _parameter_dtype(model)
+    base_rates = [group["lr"] for group in optimizer.param_groups]
+
+    def autocast():
+        return contextlib.nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
+
+    if val_batch is not None:
+        def evaluate(model: nn.Module) -> float:
+            losses = [_batch_loss(model, loss_fn, val_batch(), device, dtype, "val_batch") for _ in range(eval_batches)]
+            return torch.stack(losses).cpu().double().mean().item()
+
+    history = TrainingHistory()
+    pending: list[torch.Tensor] = []  # the losses of the steps since the last read-back, still on the device
+    best_val, best_weights = math.inf, None
+    shown, since_eval = {}, [0.0, 0]  # the progress bar's numbers; the sum and count of losses since the last evaluation
+    started = time.perf_counter()
+    model.train()
+    try:
+        with tqdm(total=steps, desc="train", unit="step", disable=not progress) as bar:
+            for step in range(1, steps + 1):
+                if lr_schedule is not None:
+                    multiplier = check_number(f"lr_schedule({step - 1})", lr_schedule(step - 1), minimum=0)
+                    for group, base_rate in zip(optimizer.param_groups, base_rates):
+                        group["lr"] = base_rate * multiplier
+                history.learning_rates.append(float(optimizer.param_groups[0]["lr"]))
+                optimizer.zero_grad(set_to_none=True)  # backward() adds to .grad: clear the last step's
+                loss = _step_loss(model, loss_fn, next_batch, accumulate, device, dtype, autocast, step)
+                evaluating = evaluate is not None and (step % (eval_every or steps) == 0 or step == steps)
+                reading = evaluating or step % log_every == 0 or step == steps
+                norm = None
+                if grad_clip is not None:
+                    norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                elif reading:
+                    norm = _gradient_norm(model, device)
+                optimizer.step()
+                pending.append(loss)
+                bar.update(1)
+                if reading:
+                    losses = _read_back(history, pending, norm, step, steps)
+                    since_eval[0] += sum(losses)
+                    since_eval[1] += len(losses)
+                    shown["train_loss"] = f"{since_eval[0] / since_eval[1]:.4g}"
+                    bar.set_postfix(shown, refresh=False)
+                if evaluating:
+                    model.eval()
+                    with torch.no_grad(), autocast():
+                        val_loss = float(evaluate(model))
+                    model.train()
+                    history.val_loss.append(val_loss)
+                    history.eval_steps.append(step)
+                    if val_loss < best_val:
+                        best_val, history.best_step = val_loss, step
+                        if keep_best:
+                            best_weights = copy.deepcopy(model.state_dict())
+                    shown["val_loss"] = f"{val_loss:.4g}"
+                    bar.set_postfix(shown, refresh=False)
+                    since_eval = [0.0, 0]
+                    stop = on_eval is not None and bool(on_eval(step, history))
+                    if keep_best and not math.isfinite(val_loss):
+                        raise ValueError(f"the val loss at step {step} is {val_loss}: keep_best cannot compare it with "
+                                         "the best so far. Check the val data for NaN or infinity")
+                    if stop:
+                        history.stopped_early = step < steps
+                        break
+    except KeyboardInterrupt:  # Ctrl-C: stop, and keep what training has done so far
+        history.interrupted = True
+        if pending:
+            _read_back(history, pending, None, len(history.train_loss) + len(pending), steps)
+    finally:
+        del history.learning_rates[len(history.train_loss):]  # only the steps that were completed and checked
+        history.seconds = time.perf_counter() - started
+        model.eval()
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    return history
+
+# %% chapters/06_training.md::Cell 29
+def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float = 0.1) -> Callable[[int], float]:
+    """A learning-rate schedule for ``train``: step (from 0) -> multiple of the learning rate.
+
+    A linear warm-up from 1 / warmup_steps to 1 over the first ``warmup_steps`` steps, then half a cosine down to
+    ``min_ratio`` at step ``total_steps``, and ``min_ratio`` after that.
+    """
+    check_integer("total_steps", total_steps, minimum=1)
+    check_integer("warmup_steps", warmup_steps, minimum=0, maximum=total_steps)
+    check_number("min_ratio", min_ratio, minimum=0, maximum=1)
+
+    def schedule(step: int) -> float:
+        check_integer("step", step, minimum=0)
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if step >= total_steps:
+            return min_ratio
+        progress = (step - warmup_steps) / (total_steps - warmup_steps)  # of the decay, from 0 to 1
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return schedule
+
+# %% chapters/06_training.md::Cell 33
+TrainingData = tuple[torch.Tensor, torch.Tensor] | DataLoader
+
+
+def _as_tensors(data: object, name: str, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``data`` as an (inputs, targets) pair of tensors on ``device``, floating ones in ``dtype``; or a ValueError."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"{name} must be an (inputs, targets) pair or a DataLoader; got {type(data).__name__}")
-    tensors = []
-    for part in data:
-        tensor = torch.as_tensor(part)
-        if isinstance(part, np.ndarray) and tensor.is_floating_point():
-            tensor = tensor.float()  # numpy's float64 -> torch's float32, which every device supports
-        tensors.append(tensor.to(device))
-    inputs, targets = tensors
+    inputs, targets = (_to_device(torch.as_tensor(part), device, dtype) for part in data)
     if inputs.ndim == 0 or targets.ndim == 0 or len(inputs) == 0:
         raise ValueError(f"{name} is empty: it needs at least one example")
     if len(inputs) != len(targets):
@@ -110,13 +402,15 @@ def _training_tensors(data: tuple, name: str, device: torch.device) -> tuple[tor
     return inputs, targets
 
 
-def _training_batches(data: tuple[torch.Tensor, torch.Tensor] | DataLoader, batch_size: int | None, device: torch.device,
-                      shuffle_with: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _epoch_batches(data: tuple[torch.Tensor, torch.Tensor] | DataLoader, batch_size: int | None, device: torch.device,
+                   dtype: torch.dtype, shuffle_with: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of (inputs, targets) batches on ``device``: a DataLoader's own, or ``data`` cut in order, or
     shuffled first when ``shuffle_with`` is a generator."""
     if isinstance(data, DataLoader):
-        for inputs, targets in data:
-            yield inputs.to(device), targets.to(device)
+        for batch in data:
+            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                raise ValueError(f"a DataLoader for fit must give (inputs, targets) batches; got {_describe(batch)}")
+            yield tuple(_to_device(part, device, dtype) for part in batch)
         return
     inputs, targets = data
     if batch_size is None or batch_size >= len(inputs):
@@ -130,126 +424,104 @@ def _training_batches(data: tuple[torch.Tensor, torch.Tensor] | DataLoader, batc
         chosen = order[start:start + batch_size]
         yield inputs[chosen], targets[chosen]
 
+# %% chapters/06_training.md::Cell 34
+def _endless_epochs(data: tuple[torch.Tensor, torch.Tensor] | DataLoader, batch_size: int | None,
+                    device: torch.device, dtype: torch.dtype, shuffle_with: torch.Generator) -> Iterator[tuple]:
+    """Epoch after epoch of shuffled batches, as long as they are asked for."""
+    while True:
+        yield from _epoch_batches(data, batch_size, device, dtype, shuffle_with)
 
-def _training_val_loss(model: nn.Module, loss_fn: Callable, data: tuple | DataLoader, batch_size: int | None,
-                       device: torch.device) -> float:
-    """The loss on ``data`` in eval mode, averaged over examples (batches weighted by their size)."""
-    model.eval()
+
+def _whole_val_loss(model: nn.Module, loss_fn: Callable, data: tuple | DataLoader, batch_size: int | None,
+                    device: torch.device, dtype: torch.dtype) -> float:
+    """The loss on all of ``data``, averaged over examples (batches weighted by their size)."""
     total, count = 0.0, 0
-    with torch.no_grad():
-        for inputs, targets in _training_batches(data, batch_size, device):
-            total += loss_fn(model(inputs), targets).item() * len(inputs)
-            count += len(inputs)
-    model.train()
+    for inputs, targets in _epoch_batches(data, batch_size, device, dtype):
+        total += loss_fn(model(inputs), targets).item() * len(inputs)
+        count += len(inputs)
+    if count == 0:
+        raise ValueError("val_data gave no examples: it needs at least one")
     return total / count
 
 
-def _training_optimizer(optimizer: str | torch.optim.Optimizer, model: nn.Module, learning_rate: float,
-                        weight_decay: float) -> torch.optim.Optimizer:
-    """A ready optimizer as it is, or a new one of the named kind over ``model``'s parameters."""
-    if isinstance(optimizer, torch.optim.Optimizer):
-        return optimizer
-    if optimizer not in TRAINING_OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(repr(name) for name in TRAINING_OPTIMIZERS)} "
-                         f"or a torch.optim.Optimizer; got {optimizer!r}")
-    return TRAINING_OPTIMIZERS[optimizer](model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+def _checked_fit_data(data: TrainingData, name: str, batch_size: int | None, seed: int | None, device: torch.device,
+                      dtype: torch.dtype) -> TrainingData:
+    """``data`` ready for ``fit``: a non-empty DataLoader as it is, or a checked (inputs, targets) pair on the device."""
+    if not isinstance(data, DataLoader):
+        return _as_tensors(data, name, device, dtype)
+    if batch_size is not None:
+        raise ValueError(f"batch_size={batch_size} applies to (inputs, targets) data; a DataLoader sets its own batch size")
+    if seed is not None:
+        raise ValueError(f"seed={seed} shuffles (inputs, targets) data; a DataLoader shuffles itself: give it a "
+                         f"generator, DataLoader(..., shuffle=True, generator=torch.Generator().manual_seed({seed}))")
+    if len(data) == 0:
+        raise ValueError(f"{name} is empty: the DataLoader gives no batches")
+    return data
 
-
-def _training_check_count(name: str, value: int | None, allow_none: bool = False) -> None:
-    """A ValueError unless ``value`` is an integer >= 1 (or None, when allowed)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1{' or None' if allow_none else ''}; got {value!r}")
-
-
+# %% chapters/06_training.md::Cell 35
 def fit(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], train_data: TrainingData, *,
         val_data: TrainingData | None = None, epochs: int = 10, optimizer: str | torch.optim.Optimizer = "adam",
-        learning_rate: float = 1e-3, weight_decay: float = 0.0, batch_size: int | None = None,
+        learning_rate: float | None = None, weight_decay: float | None = None, batch_size: int | None = None,
         patience: int | None = None, device: str | torch.device | None = None, seed: int | None = None,
         progress: bool = True) -> TrainingHistory:
-    """Train ``model`` to lower ``loss_fn(model(inputs), targets)`` on ``train_data``, and return what happened.
+    """Train ``model`` for ``epochs`` passes over ``train_data`` with ``train``, and return what happened.
 
-    Data is an (inputs, targets) pair, shuffled into mini-batches of ``batch_size`` each epoch
-    (None: all at once) by a generator seeded with ``seed``, or a DataLoader, which batches itself.
-    The model and the data move to ``device`` (default: zero2gpt.runtime.device()). ``optimizer`` is
-    "adam", "adamw" or "sgd" (made with ``learning_rate`` and ``weight_decay``) or a ready optimizer.
-    With ``val_data`` the val loss is measured after every epoch; with ``patience`` too, training
-    stops once it has not improved for ``patience`` epochs, and the model gets its best weights back.
-    Ctrl-C stops training and returns the history so far (``interrupted=True``). A NaN or infinite
-    loss raises TrainingDivergedError. The model ends in eval mode.
+    Data is an (inputs, targets) pair, shuffled into mini-batches of ``batch_size`` each epoch (None: all at
+    once) by a generator seeded with ``seed``, or a DataLoader, which batches and shuffles itself (so ``seed``
+    and ``batch_size`` are refused with one). Floating-point data takes the dtype of the model's parameters.
+    The model and the data move to ``device`` (default: zero2gpt.runtime.device()). ``optimizer`` is "adam"
+    (default), "adamw" or "sgd", made with ``learning_rate`` (default 1e-3) and ``weight_decay`` (default 0),
+    or a ready optimizer, which keeps its own. With ``val_data`` the val loss is measured on all of it after
+    every epoch; with ``patience`` too, training stops once it has not improved for ``patience`` epochs, and
+    the model gets its best weights back (a NaN val loss is then an error). Ctrl-C stops training and returns
+    the history so far (``interrupted=True``). A NaN or infinite training loss raises TrainingDivergedError,
+    naming its step. The model ends in eval mode.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    _training_check_count("epochs", epochs)
-    _training_check_count("batch_size", batch_size, allow_none=True)
-    _training_check_count("patience", patience, allow_none=True)
-    for name, value, smallest in [("learning_rate", learning_rate, "> 0"), ("weight_decay", weight_decay, ">= 0")]:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value) \
-                or value < 0 or (value == 0 and smallest == "> 0"):
-            raise ValueError(f"{name} must be a finite number {smallest}; got {value!r}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (a callable); got {loss_fn!r}")
+    check_integer("epochs", epochs, minimum=1)
+    check_integer("batch_size", batch_size, minimum=1, allow_none=True)
+    check_integer("patience", patience, minimum=1, allow_none=True)
+    check_seed(seed, allow_none=True)
     if patience is not None and val_data is None:
         raise ValueError(f"patience={patience} needs val_data: early stopping watches the val loss")
-    if isinstance(train_data, DataLoader) and batch_size is not None:
-        raise ValueError(f"batch_size={batch_size} applies to (inputs, targets) data; a DataLoader sets its own batch size")
     device = runtime_device(None if device is None else str(device))
-    model.to(device)
-    optimizer = _training_optimizer(optimizer, model, learning_rate, weight_decay)
-    if not isinstance(train_data, DataLoader):
-        train_data = _training_tensors(train_data, "train_data", device)
-    elif len(train_data) == 0:
-        raise ValueError("train_data is empty: the DataLoader gives no batches")
-    if val_data is not None and not isinstance(val_data, DataLoader):
-        val_data = _training_tensors(val_data, "val_data", device)
+    dtype = _parameter_dtype(model) or torch.float32
+    train_data = _checked_fit_data(train_data, "train_data", batch_size, seed, device, dtype)
+    if val_data is not None:
+        val_data = _checked_fit_data(val_data, "val_data", None, None, device, dtype)
+    if isinstance(train_data, DataLoader):
+        steps_per_epoch = len(train_data)
+    else:
+        steps_per_epoch = 1 if batch_size is None else math.ceil(len(train_data[0]) / batch_size)
     # the batches' own random order: repeatable with a seed, and independent of any other randomness
     generator = torch.Generator()
     generator.manual_seed(seed if seed is not None else int(torch.randint(2**62, ()).item()))
+    batches = _endless_epochs(train_data, batch_size, device, dtype, generator)
 
-    history = TrainingHistory()
-    started = time.perf_counter()
-    best_val, best_weights = math.inf, None
-    step = 0
-    model.train()
+    def stop_early(step: int, history: TrainingHistory) -> bool:
+        """After each epoch's evaluation: True once the val loss has not improved for ``patience`` epochs."""
+        epoch, val_loss = step // steps_per_epoch, history.val_loss[-1]
+        if patience is None:
+            return False
+        if not math.isfinite(val_loss):
+            raise ValueError(f"the val loss after epoch {epoch} is {val_loss}: early stopping cannot compare it with "
+                             "the best so far. Check val_data for NaN or infinity, or try a smaller learning rate")
+        return history.best_step is not None and epoch - history.best_step // steps_per_epoch >= patience
+
+    validating = val_data is not None
     try:
-        with tqdm(total=epochs, desc="fit", unit="epoch", disable=not progress) as bar:
-            for epoch in range(1, epochs + 1):
-                epoch_losses = []
-                for inputs, targets in _training_batches(train_data, batch_size, device, generator):
-                    step += 1
-                    loss = loss_fn(model(inputs), targets)
-                    if loss.ndim != 0:
-                        raise ValueError(f"loss_fn must return one number (a 0-d tensor); got shape {tuple(loss.shape)}")
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        rate = optimizer.param_groups[0]["lr"]
-                        raise TrainingDivergedError(
-                            f"training diverged at step {step} (epoch {epoch}): the loss is {value}. The steps overshoot "
-                            f"the minimum: try a smaller learning rate than {rate!r}", step, history)
-                    optimizer.zero_grad(set_to_none=True)  # backward() adds to .grad: clear the last step's
-                    loss.backward()
-                    optimizer.step()
-                    history.train_loss.append(value)
-                    epoch_losses.append(value)
-                history.epochs_run = epoch
-                postfix = {"train_loss": f"{np.mean(epoch_losses):.4g}"}
-                if val_data is not None:
-                    val_loss = _training_val_loss(model, loss_fn, val_data, batch_size, device)
-                    history.val_loss.append(val_loss)
-                    postfix["val_loss"] = f"{val_loss:.4g}"
-                    if val_loss < best_val:
-                        best_val, history.best_epoch = val_loss, epoch
-                        if patience is not None:
-                            best_weights = copy.deepcopy(model.state_dict())
-                bar.set_postfix(postfix, refresh=False)
-                bar.update(1)
-                if patience is not None and history.best_epoch is not None and epoch - history.best_epoch >= patience:
-                    history.stopped_early = epoch < epochs
-                    break
-    except KeyboardInterrupt:  # Ctrl-C: stop, and keep what training has done so far
-        history.interrupted = True
-    finally:
-        history.seconds = time.perf_counter() - started
-        model.eval()
-    if best_weights is not None:
-        model.load_state_dict(best_weights)
+        history = train(
+            model, loss_fn, lambda: next(batches), steps=epochs * steps_per_epoch,
+            evaluate=(lambda model: _whole_val_loss(model, loss_fn, val_data, batch_size, device, dtype)) if validating else None,
+            eval_every=steps_per_epoch if validating else None, on_eval=stop_early if validating else None,
+            keep_best=patience is not None, optimizer=optimizer, learning_rate=learning_rate, weight_decay=weight_decay,
+            log_every=1, device=device, progress=progress)
+    except TrainingDivergedError as error:
+        error.history.epochs_run = len(error.history.train_loss) // steps_per_epoch
+        raise
+    history.epochs_run = len(history.train_loss) // steps_per_epoch
+    history.best_epoch = None if history.best_step is None else history.best_step // steps_per_epoch
     return history
