@@ -798,3 +798,8 @@ def test_train_names_a_bad_model_next_batch_and_loss():
         train(small_model(), lambda p, t: (p - t) ** 2, lambda: square_problem(), steps=2, device="cpu", progress=False)
     with pytest.raises(ValueError, match=re.escape("loss_fn must return one number (a 0-d tensor); got a float")):
         train(small_model(), lambda p, t: 1.0, lambda: square_problem(), steps=2, device="cpu", progress=False)
+
+
+def test_build_mlp_refuses_a_network_too_large_for_memory_before_allocating():
+    with pytest.raises(ValueError, match=r"layer_sizes=\(1, 100000, 100000, 1\) \(10,000,400,001 parameters\) would need 37\.3 GiB"):
+        build_mlp((1, 100_000, 100_000, 1))
