@@ -1,7 +1,8 @@
 """Every glued float on the built site is quoted with a format spec, so no page shows 0.010000000000000002.
 
 The build leaves each executed page's glue data in `_build/jupyter_execute/`,
-as `<page>.glue.json` (name -> the glued output). A glued value whose text is a float must be quoted in the page's source
+as `<page>.glue.json` (name -> the glued output). A glued NumPy scalar
+(`np.float64(0.5)`) is refused: myst-nb cannot format it. A glued value whose text is a float must be quoted in the page's source
 as {glue:text}`name:.3f` (any format spec), never bare. Without a built site
 this skips, or fails under ZERO2GPT_REQUIRE_SITE=1 as the site tests do.
 """
@@ -34,6 +35,11 @@ def glued_texts(glue_data: dict) -> dict[str, str]:
     return found
 
 
+def numpy_scalars(glued: dict[str, str]) -> list[str]:
+    """Glued values that are NumPy scalars (np.float64(...)): myst-nb cannot apply a format spec to them."""
+    return [f"{name} = {text.strip()}" for name, text in glued.items() if re.match(r"^np\.\w+\(", text.strip())]
+
+
 def unformatted_floats(source: str, glued: dict[str, str]) -> list[str]:
     """The glue names in ``source`` that hold a float and are quoted without a format spec."""
     bad = []
@@ -50,6 +56,7 @@ def test_the_check_finds_a_bare_float_and_passes_formatted_ones():
               "count {glue:text}`steps`, profile {glue:text}`name`")
     assert unformatted_floats(source, glued) == ["rate = 0.010000000000000002", "loss = np.float64(0.123456789)"]
     assert unformatted_floats("{glue:text}`loss:.3f` and {glue:text}`steps:,d`", glued) == []
+    assert numpy_scalars(glued) == ["loss = np.float64(0.123456789)"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -68,5 +75,8 @@ def test_glued_floats_carry_a_format_spec(page):
     assert not missing, f"{page.name} quotes glue names the build did not record: {', '.join(missing)}"
     assert any(FLOAT_TEXT.match(text.strip()) for text in glued.values()) or not glued, \
         f"{page.name}: none of its glued values reads as a float; is the glue data what this test expects?"
+    scalars = numpy_scalars(glued)
+    assert not scalars, (f"{page.name} glues NumPy scalars, which myst-nb cannot format (the -W build fails): "
+                         f"{', '.join(scalars)}; glue float(x) or int(x)")
     bad = unformatted_floats(source, glued)
     assert not bad, f"{page.name} quotes glued floats without a format spec (add one, like :.3f): {', '.join(bad)}"
