@@ -259,7 +259,7 @@ def test_dropout_zero_is_allowed_and_bad_probabilities_are_not():
 
 
 def test_dropout_mlp_refuses_layer_sizes_that_would_exhaust_memory():
-    with pytest.raises(ValueError, match=r"layer_sizes=\(1, 1000000, 1000000, 1\) would need 3,725\.3 GiB"):
+    with pytest.raises(ValueError, match=r"layer_sizes=\(1, 1000000, 1000000, 1\) \(1,000,004,000,001 parameters\) would need 3,725\.3 GiB"):
         build_dropout_mlp((1, 10**6, 10**6, 1), "tanh")
     with pytest.raises(ValueError, match="layer_sizes must list at least two integers"):
         build_dropout_mlp((1, 0, 1))

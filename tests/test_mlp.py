@@ -11,6 +11,7 @@ from zero2gpt.mlp import (
     MLPParameters,
     activation_function,
     checked_layer_sizes,
+    checked_network_sizes,
     count_parameters,
     flatten_parameters,
     init_mlp,
@@ -462,3 +463,13 @@ def test_evolution_solves_xor():
 def test_mlp_parameters_is_a_list_of_pairs():
     parameters: MLPParameters = init_mlp((1, 2, 1), seed=0)
     assert all(isinstance(pair, tuple) and len(pair) == 2 for pair in parameters)
+
+
+def test_checked_network_sizes_refuses_by_the_bytes_per_parameter():
+    assert checked_network_sizes((2, 3, 1)) == (2, 3, 1)
+    # 600M parameters: 4.5 GiB as float64 (refused), 2.2 GiB as float32 (allowed)
+    with pytest.raises(ValueError, match=r"layer_sizes=\(1, 200000, 2999, 1\) \(600,\d{3},\d{3} parameters\) would need 4\.5 GiB"):
+        checked_network_sizes((1, 200_000, 2999, 1))
+    assert checked_network_sizes((1, 200_000, 2999, 1), bytes_per_parameter=4) == (1, 200_000, 2999, 1)
+    with pytest.raises(ValueError, match="layer_sizes must list at least two integers"):
+        checked_network_sizes((3,))

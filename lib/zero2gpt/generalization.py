@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from zero2gpt.checks import check_allocation, check_integer, check_number, check_seed
-from zero2gpt.mlp import checked_layer_sizes
 from zero2gpt.training import build_mlp
 
 
@@ -91,10 +90,7 @@ def build_dropout_mlp(layer_sizes: Sequence[int], activation: str = "relu", drop
     dropout = check_number("dropout", dropout, minimum=0, maximum=1)
     if dropout == 1:
         raise ValueError(f"dropout must be below 1 (at 1 every hidden value is dropped); got {dropout!r}")
-    sizes = checked_layer_sizes(layer_sizes)
-    check_allocation(f"layer_sizes={sizes}", sum((n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:])),
-                     bytes_per_element=4)  # the weights and biases, 4-byte floats
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = []  # build_mlp checks the sizes, and refuses a network too large for memory
     for layer in build_mlp(layer_sizes, activation):
         layers.append(layer)
         if not isinstance(layer, nn.Linear):  # an activation, and every activation is hidden: the last layer is linear

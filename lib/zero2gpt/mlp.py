@@ -104,6 +104,14 @@ def count_parameters(layer_sizes: Sequence[int]) -> int:
     sizes = checked_layer_sizes(layer_sizes)
     return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
+
+def checked_network_sizes(layer_sizes: Sequence[int], bytes_per_parameter: int = 8) -> tuple[int, ...]:
+    """``checked_layer_sizes``, and a ValueError, before anything is allocated, if the parameters would not fit."""
+    sizes = checked_layer_sizes(layer_sizes)
+    n_parameters = count_parameters(sizes)
+    check_allocation(f"layer_sizes={sizes} ({n_parameters:,} parameters)", n_parameters, bytes_per_parameter)
+    return sizes
+
 # %% chapters/04_mlp.md::Cell 16
 def init_mlp(layer_sizes: Sequence[int], *, weight_scale: float | Sequence[float] | None = None,
              bias_scale: float = 1.0, seed: int | None = None) -> MLPParameters:
@@ -115,8 +123,7 @@ def init_mlp(layer_sizes: Sequence[int], *, weight_scale: float | Sequence[float
     different from each other; the output layer's biases start at zero. The same ``seed`` gives the
     same parameters; the global random state is left alone.
     """
-    sizes = checked_layer_sizes(layer_sizes)
-    check_allocation(f"layer_sizes={sizes} ({count_parameters(sizes):,} parameters)", count_parameters(sizes))
+    sizes = checked_network_sizes(layer_sizes)  # 8-byte floats
     n_layers = len(sizes) - 1
     if weight_scale is None:
         scales = [1 / math.sqrt(n_in) for n_in in sizes[:-1]]
@@ -300,7 +307,7 @@ def numerical_loss_and_gradient(loss: Callable[[np.ndarray], float], step_size: 
 
     return loss_and_gradient
 
-# %% chapters/04_mlp.md::Cell 35
+# %% chapters/04_mlp.md::Cell 36
 def noisy_line_dataset(n_samples: int, *, slope: float = 2.0, intercept: float = 1.0, noise: float = 0.3,
                        low: float = -1.0, high: float = 1.0, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n_samples`` points of the line slope * x + intercept at random x in [low, high], plus normal noise.

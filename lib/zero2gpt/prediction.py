@@ -45,7 +45,7 @@ def perceptron(inputs: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarr
         raise ValueError(f"bias must be a finite number; got {bias!r}")
     return step(inputs @ weights + bias)
 
-# %% chapters/01_prediction.md::Cell 17
+# %% chapters/01_prediction.md::Cell 18
 def count_mistakes(predictions: np.ndarray, targets: np.ndarray) -> int:
     """How many predictions differ from their targets."""
     predictions, targets = np.asarray(predictions), np.asarray(targets)

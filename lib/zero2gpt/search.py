@@ -168,7 +168,7 @@ def grid_search(loss: Callable[[np.ndarray], float], n_weights: int, points_per_
             record(np.array(point))
     return record.result()
 
-# %% chapters/02_search.md::Cell 18
+# %% chapters/02_search.md::Cell 19
 def random_search(loss: Callable[[np.ndarray], float], n_weights: int, budget: int, *,
                   bounds: tuple[float, float] = (-1.0, 1.0), seed: int | None = None,
                   progress: bool = True) -> SearchResult:
@@ -187,7 +187,7 @@ def random_search(loss: Callable[[np.ndarray], float], n_weights: int, budget: i
                 record(weights)
     return record.result()
 
-# %% chapters/02_search.md::Cell 23
+# %% chapters/02_search.md::Cell 24
 STEP_GROWTH = 1.5  # the one-fifth rule: a success multiplies the step by 1.5, a failure divides it by 1.5 ** (1/4)
 
 
@@ -239,7 +239,7 @@ def evolve(loss: Callable[[np.ndarray], float], start: np.ndarray, budget: int, 
                 step_size = max(step_size * STEP_GROWTH ** ((5 * share - 1) / 4), smallest_step)
     return record.result()
 
-# %% chapters/02_search.md::Cell 40
+# %% chapters/02_search.md::Cell 41
 from zero2gpt.prediction import perceptron
 
 

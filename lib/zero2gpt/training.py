@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from zero2gpt.checks import check_allocation, check_integer, check_number, check_seed
-from zero2gpt.mlp import MLPParameters, activation_function, checked_layer_sizes, count_parameters
+from zero2gpt.mlp import MLPParameters, activation_function, checked_network_sizes
 from zero2gpt.runtime import device as runtime_device
 from zero2gpt.runtime import set_seed, tqdm
 
@@ -39,8 +39,7 @@ def build_mlp(layer_sizes: Sequence[int], activation: str = "relu") -> nn.Sequen
     The weights start at torch's default random values; ``load_mlp_parameters`` replaces them.
     """
     activation_function(activation)  # the same checks, and the same errors, as chapter 4
-    sizes = checked_layer_sizes(layer_sizes)
-    check_allocation(f"layer_sizes={sizes} ({count_parameters(sizes):,} parameters)", count_parameters(sizes), 4)
+    sizes = checked_network_sizes(layer_sizes, bytes_per_parameter=4)  # torch's float32
     layers: list[nn.Module] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(n_in, n_out), TORCH_ACTIVATIONS[activation]()]
