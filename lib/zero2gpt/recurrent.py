@@ -254,6 +254,6 @@ def best_part3_config() -> RecurrentConfig:
                            n_hidden=by_profile(smoke=128, laptop=128, full=512),
                            block_size=by_profile(smoke=32, laptop=64, full=128),
                            batch_size=by_profile(smoke=32, laptop=32, full=64),
-                           steps=by_profile(smoke=500, laptop=2000, full=3000),
+                           steps=by_profile(smoke=500, laptop=2000, full=1500),
                            learning_rate=by_profile(smoke=2e-2, laptop=1e-2, full=5e-3),
-                           eval_every=by_profile(smoke=100, laptop=400, full=600))
+                           eval_every=by_profile(smoke=100, laptop=400, full=300))
