@@ -17,6 +17,22 @@ from zero2gpt.runtime import device as runtime_device
 from zero2gpt.training import TrainingHistory, train, warmup_cosine
 
 
+def checked_token_ids(ids: Iterable[int] | torch.Tensor | np.ndarray, vocab_size: int) -> list[int]:
+    """``ids`` (integers, or a 1-D tensor or array of them) as a list, each checked to lie in 0..vocab_size-1."""
+    if isinstance(ids, (torch.Tensor, np.ndarray)):
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be 1-D; got a tensor of shape {tuple(ids.shape)}")
+        ids = ids.tolist()
+    checked = []
+    for position, number in enumerate(ids):
+        if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, np.integer)) \
+                or not 0 <= number < vocab_size:
+            raise ValueError(f"id {number!r} at position {position} is not in the vocabulary: "
+                             f"ids are integers from 0 to {vocab_size - 1}")
+        checked.append(int(number))
+    return checked
+
+
 class CharTokenizer:
     """Text <-> integer ids, one id per character; the vocabulary is the sorted distinct characters of ``text``.
 
@@ -43,18 +59,7 @@ class CharTokenizer:
 
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
         """The text that ``ids`` (integers, or a 1-D tensor of them) stand for."""
-        if isinstance(ids, (torch.Tensor, np.ndarray)):
-            if ids.ndim != 1:
-                raise ValueError(f"ids must be 1-D; got a tensor of shape {tuple(ids.shape)}")
-            ids = ids.tolist()
-        chars = []
-        for position, number in enumerate(ids):
-            if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, np.integer)) \
-                    or not 0 <= number < self.vocab_size:
-                raise ValueError(f"id {number!r} at position {position} is not in the vocabulary: "
-                                 f"ids are integers from 0 to {self.vocab_size - 1}")
-            chars.append(self.chars[number])
-        return "".join(chars)
+        return "".join(self.chars[number] for number in checked_token_ids(ids, self.vocab_size))
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size}, chars={self.chars!r})"

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from zero2gpt.checks import check_integer
+from zero2gpt.language import checked_token_ids
 from zero2gpt.runtime import tqdm
 
 _FORMAT = "zero2gpt.BPETokenizer"  # the "format" field of a saved tokenizer
@@ -120,17 +121,7 @@ class BPETokenizer:
 
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
         """The text that ``ids`` stand for; bytes that are not valid UTF-8 (ids that cut a character) become '�'."""
-        if isinstance(ids, (torch.Tensor, np.ndarray)):
-            if ids.ndim != 1:
-                raise ValueError(f"ids must be 1-D; got a tensor of shape {tuple(ids.shape)}")
-            ids = ids.tolist()
-        pieces = []
-        for position, number in enumerate(ids):
-            if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, np.integer)) \
-                    or not 0 <= number < self.vocab_size:
-                raise ValueError(f"id {number!r} at position {position} is not in the vocabulary: "
-                                 f"ids are integers from 0 to {self.vocab_size - 1}")
-            pieces.append(self.vocab[number])
+        pieces = [self.vocab[number] for number in checked_token_ids(ids, self.vocab_size)]
         return b"".join(pieces).decode("utf-8", errors="replace")
 
     def save(self, path: str | Path) -> None:
