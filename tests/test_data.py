@@ -256,3 +256,28 @@ def test_the_registered_datasets_match_the_shared_copies():
         path = dataset_path(name, progress=False)
         assert path.stat().st_size == dataset.size, name
         assert data.sha256_of(path) == dataset.sha256, name
+
+
+def test_the_book_s_own_cat_poems_ship_with_the_library(no_local_copies, monkeypatch):
+    def refuse(*arguments, **keywords):
+        raise AssertionError("the cat poems must not be downloaded")
+
+    monkeypatch.setattr(data, "download", refuse)
+    text = load_text("cat-poems")
+    assert dataset_path("cat-poems") == data.CORPORA / "cat_poems.txt"
+    assert len(text) == DATASETS["cat-poems"].size
+    poems = text.strip("\n").split("\n\n")
+    assert len(poems) >= 150 and all(poem.strip() for poem in poems)
+    # Only characters of Tiny Shakespeare's vocabulary, so a Shakespeare model can read and write them.
+    shakespeare = set("\n !$&',-.3:;?") | set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    assert set(text) <= shakespeare, sorted(set(text) - shakespeare)
+
+
+def test_a_changed_package_corpus_is_an_error_naming_both_hashes(tmp_path, monkeypatch):
+    (tmp_path / "cat_poems.txt").write_text("The cat sat.\n")
+    monkeypatch.setattr(data, "CORPORA", tmp_path)
+    with pytest.raises(HashMismatchError, match="cat-poems: .*cat_poems.txt has SHA-256 .*, expected f4e1bd91"):
+        load_text("cat-poems")
+    (tmp_path / "cat_poems.txt").unlink()
+    with pytest.raises(DatasetError, match="ships with the library, but .* is missing"):
+        load_text("cat-poems")

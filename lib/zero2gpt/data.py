@@ -9,6 +9,9 @@ looks for ``<name>/<file>`` in three places, in order:
 2. the user cache, ``$XDG_CACHE_HOME/zero2gpt`` or ``~/.cache/zero2gpt``;
 3. the dataset's canonical https URL, downloaded into the cache.
 
+A dataset written for the book (``url=None``) ships inside the package, in
+``zero2gpt/corpora/``, and is read from there.
+
 Every file is checked against its SHA-256 before it is used. A download goes
 to a temporary file in the cache folder, is flushed to disk, checked, and only
 then renamed into place, so an interrupted or corrupted download never leaves
@@ -34,10 +37,11 @@ from zero2gpt.runtime import tqdm
 
 @dataclass(frozen=True)
 class Dataset:
-    """A registered dataset: one text file, where it comes from, and its SHA-256."""
+    """A registered dataset: one text file, where it comes from (None: the package's corpora folder), and its
+    SHA-256."""
 
     filename: str
-    url: str
+    url: str | None
     sha256: str
     size: int
     description: str
@@ -58,7 +62,17 @@ DATASETS: dict[str, Dataset] = {
         size=3_444,
         description="27 rhyming quatrains about cats, from the reweight-gpt repository",
     ),
+    "cat-poems": Dataset(
+        filename="cat_poems.txt",
+        url=None,
+        sha256="f4e1bd91b38f27169251cc6d57c9a21bb50e503972afc7ce8ddc56604a4a537d",
+        size=25_926,
+        description="198 short poems about cats, written for this book, in Tiny Shakespeare's characters",
+    ),
 }
+
+# Where the datasets written for the book live: inside the package.
+CORPORA = Path(__file__).resolve().parent / "corpora"
 
 # Plain http is refused, except from this machine itself (the tests' local server).
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -165,7 +179,7 @@ def download(url: str, destination: str | os.PathLike, sha256: str, *, attempts:
                 os.replace(temporary, aside)
                 raise _mismatch(f"the download of {url}", found, sha256, aside)
             os.replace(temporary, destination)  # atomic: readers see the old state or the whole verified file
-            _fsync_folder(destination.parent)
+            fsync_folder(destination.parent)
             return destination
         except HashMismatchError:
             raise
@@ -177,7 +191,7 @@ def download(url: str, destination: str | os.PathLike, sha256: str, *, attempts:
     raise DatasetError(f"the download of {url} failed after {attempts} attempt(s): {reason}")
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make a rename durable: flush the folder's entry to disk (a no-op where the OS does not allow it)."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)
@@ -194,6 +208,14 @@ def _fsync_folder(folder: Path) -> None:
 def dataset_path(name: str, *, progress: bool = True) -> Path:
     """The local path of the registered dataset ``name``: found, or downloaded into the cache, and verified."""
     dataset = _checked_name(name)
+    if dataset.url is None:
+        path = CORPORA / dataset.filename
+        if not path.is_file():
+            raise DatasetError(f"{name} ships with the library, but {path} is missing: reinstall zero2gpt")
+        found = sha256_of(path)
+        if found != dataset.sha256:
+            raise _mismatch(f"{name}: {path}", found, dataset.sha256, None)
+        return path
     data_root = os.environ.get("ZERO2GPT_DATA", "").strip()
     if data_root:
         path = Path(data_root) / name / dataset.filename

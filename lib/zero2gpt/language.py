@@ -275,6 +275,26 @@ def train_bigram(config: BigramConfig, corpus: CharCorpus, *, device: str | torc
     return model, history
 
 # %% chapters/08_language.md::Cell 32
+def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """One id per row of ``logits`` (batch, vocab), drawn from softmax(logits / temperature) among the
+    ``top_k`` likeliest (all without it); the likeliest id at ``temperature=0``. Shape (batch, 1)."""
+    temperature = check_number("temperature", temperature, minimum=0)
+    if top_k is not None and not 1 <= check_integer("top_k", top_k, minimum=1) <= logits.shape[-1]:
+        raise ValueError(f"top_k must be an integer from 1 to the vocabulary size, {logits.shape[-1]}; got {top_k}")
+    logits = logits.float()
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probabilities = torch.softmax(logits, dim=-1)
+    if generator is not None and generator.device != probabilities.device:
+        probabilities = probabilities.to(generator.device)  # draw where the generator lives
+    return torch.multinomial(probabilities, 1, generator=generator).to(logits.device)
+
+
 @torch.no_grad()
 def generate(model: nn.Module, context: torch.Tensor, n: int, *, temperature: float = 1.0, top_k: int | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -290,28 +310,15 @@ def generate(model: nn.Module, context: torch.Tensor, n: int, *, temperature: fl
             else type(context).__name__
         raise ValueError(f"context must be a (batch, time) torch.long tensor with time >= 1; got {got}")
     n = check_integer("n", n, minimum=0)
-    temperature = check_number("temperature", temperature, minimum=0)
+    check_number("temperature", temperature, minimum=0)
     check_integer("top_k", top_k, minimum=1, allow_none=True)
     longest, was_training = getattr(model, "block_size", None), model.training
     ids = context.to(_model_device(model))
     model.eval()
     try:
         for _ in range(n):
-            logits = model(ids if longest is None else ids[:, -longest:])[:, -1, :].float()
-            if top_k is not None and top_k > logits.shape[-1]:
-                raise ValueError(f"top_k must be an integer from 1 to the vocabulary size, {logits.shape[-1]}; got {top_k}")
-            if temperature == 0:
-                following = logits.argmax(dim=-1, keepdim=True)
-            else:
-                logits = logits / temperature
-                if top_k is not None:
-                    kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                probabilities = torch.softmax(logits, dim=-1)
-                if generator is not None and generator.device != probabilities.device:
-                    probabilities = probabilities.to(generator.device)  # draw where the generator lives
-                following = torch.multinomial(probabilities, 1, generator=generator).to(ids.device)
-            ids = torch.cat([ids, following], dim=1)
+            logits = model(ids if longest is None else ids[:, -longest:])[:, -1, :]
+            ids = torch.cat([ids, sample_next_token(logits, temperature, top_k, generator)], dim=1)
     finally:
         model.train(was_training)
     return ids
