@@ -12,13 +12,7 @@ from zero2gpt.language import generate, language_model_loss
 TOLERANCE = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These layers are tiny: one thread is faster than several, which mostly wait for each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -24,13 +24,7 @@ from zero2gpt.language import CharCorpus, CharTokenizer, evaluate_nats, generate
 VOCAB = 11
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: one thread is faster than several, which mostly wait for each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_for(norm=None, context_length=3, n_layers=2, seed=0) -> MLPLanguageModel:

@@ -22,13 +22,7 @@ from zero2gpt.language import CharCorpus, CharTokenizer, evaluate_nats
 POEMS = "The cat sat\non the mat.\n\nA kitten\nin mittens.\n\nA purr,\na paw.\n\nThe tabby sleeps\nin the sun.\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models here are tiny: one thread is faster than several."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -71,6 +71,15 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                            help=f"train presets: {presets}")
 
 
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that train and finetune share: where to write, resuming, the device, and the config keys."""
+    parser.add_argument("--out", required=True, type=Path, help="the folder to write checkpoint.pt into")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_flags(parser)
+
+
 def _overrides(arguments: argparse.Namespace) -> dict[str, object]:
     return {name[len("config_"):]: value for name, value in vars(arguments).items()
             if name.startswith("config_") and value is not None}
@@ -87,11 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", default="tinyshakespeare", help="a registered dataset (default: %(default)s)")
     train.add_argument("--preset", choices=PROFILES, default=None,
                        help="the model's shape and schedule (default: the active profile)")
-    train.add_argument("--out", required=True, type=Path, help="the folder to write checkpoint.pt into")
-    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    train.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_flags(train)
+    _add_run_flags(train)
 
     sample = commands.add_parser("sample", help="write text with a trained GPT",
                                  description="Print the prompt followed by the model's continuation. A prompt "
@@ -112,11 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     finetune.add_argument("--dataset", default="cat-poems", help="a registered dataset (default: %(default)s)")
     finetune.add_argument("--preset", choices=PROFILES, default=None,
                           help="the fine-tuning schedule (default: the active profile)")
-    finetune.add_argument("--out", required=True, type=Path, help="the folder to write checkpoint.pt into")
-    finetune.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    finetune.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    finetune.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_flags(finetune)
+    _add_run_flags(finetune)
     return parser
 
 
