@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from zero2gpt.cli import main
 from zero2gpt.runs import load_checkpoint, save_checkpoint

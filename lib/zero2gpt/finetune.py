@@ -3,7 +3,6 @@
 
 # %% chapters/14_cat_poems.md::Cell 5
 import copy
-import dataclasses
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +12,8 @@ import torch
 
 from zero2gpt.checks import check_choice, check_integer, check_number
 from zero2gpt.data import load_text
-from zero2gpt.gpt import GPT, GPTTrainingConfig, GPTTrainingLog, gpt_preset, load_gpt, pretrained_gpt, train_gpt
+from zero2gpt.gpt import (GPT, GPTTrainingConfig, GPTTrainingLog, gpt_preset, load_gpt, pretrained_gpt, train_gpt,
+                          updated_config)
 from zero2gpt.language import CharCorpus, CharTokenizer
 from zero2gpt.runs import checkpoint_path, run_folder
 from zero2gpt.runtime import profile
@@ -92,11 +92,7 @@ def finetune_config(base: GPTTrainingConfig, preset: str, **overrides: object) -
     if shape:
         raise ValueError(f"{shape[0]} cannot be overridden: the shape comes from the pretrained model "
                          f"({', '.join(f'{key}={getattr(base, key)}' for key in _SHAPE_KEYS)})")
-    known = [item.name for item in dataclasses.fields(GPTTrainingConfig)]
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ValueError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(known)}")
-    return dataclasses.replace(base, **{**FINETUNE_SCHEDULES[preset], **overrides})
+    return updated_config(base, **{**FINETUNE_SCHEDULES[preset], **overrides})
 
 # %% chapters/14_cat_poems.md::Cell 17
 def finetune_gpt(model: GPT, corpus: CharCorpus, config: GPTTrainingConfig, *, out: str | Path | None = None,

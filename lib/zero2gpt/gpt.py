@@ -222,14 +222,19 @@ GPT_PRESETS: dict[str, GPTTrainingConfig] = {
 }
 
 
-def gpt_preset(name: str, **overrides: object) -> GPTTrainingConfig:
-    """A copy of the preset ``name`` ("smoke", "laptop" or "full") with ``overrides`` applied (any field)."""
-    check_choice("preset", name, GPT_PRESETS)
+def updated_config(config: GPTTrainingConfig, **overrides: object) -> GPTTrainingConfig:
+    """A copy of ``config`` with ``overrides`` applied (any field); an unknown key names the valid ones."""
     known = [item.name for item in dataclasses.fields(GPTTrainingConfig)]
     unknown = sorted(set(overrides) - set(known))
     if unknown:
         raise ValueError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(known)}")
-    return dataclasses.replace(GPT_PRESETS[name], **overrides)
+    return dataclasses.replace(config, **overrides)
+
+
+def gpt_preset(name: str, **overrides: object) -> GPTTrainingConfig:
+    """A copy of the preset ``name`` ("smoke", "laptop" or "full") with ``overrides`` applied (any field)."""
+    check_choice("preset", name, GPT_PRESETS)
+    return updated_config(GPT_PRESETS[name], **overrides)
 
 # %% chapters/13_gpt.md::Cell 22
 @dataclass
