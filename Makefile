@@ -53,9 +53,11 @@ check-tangle: $(READY)
 test: check-tangle
 	$(BIN)/python -m pytest
 
-# Speed and memory targets, as ratios measured in one run (benchmarks/gradients.py says which).
+# Speed and memory targets, as ratios measured in one run: the gradient engines (benchmarks/gradients.py says
+# which), then the GPT's training, writing and memory (zero2gpt bench, on every core).
 bench: check-tangle
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python benchmarks/gradients.py
+	$(BIN)/python -m zero2gpt bench
 
 book: check-tangle $(MATHJAX)
 	@state="$(LIB_STATE)"; \

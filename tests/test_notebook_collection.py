@@ -42,4 +42,8 @@ def test_every_notebook_is_collected_once():
     notebooks = sorted({line.split("::")[0] for line in listing.splitlines() if ".md::" in line})
     expected = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "chapters").glob("*.md"))
     assert expected and set(expected) <= set(notebooks)
+    # The executable pages of book/ (a kernel in their front matter) run too: pyproject's testpaths names each.
+    pages = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "book").glob("*.md")
+                   if "kernelspec" in path.read_text(encoding="utf-8").split("\n---", 1)[0])
+    assert "book/epilogue.md" in pages and set(pages) <= set(notebooks), sorted(set(pages) - set(notebooks))
     assert all(not name.startswith(("_build", ".venv", "node_modules")) for name in notebooks)

@@ -8,15 +8,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zero2gpt.checks import check_integer, check_number
+from zero2gpt.checks import check_allocation, check_integer, check_number
 
 
 def causal_mask(time: int, source: int | None = None, device: str | torch.device | None = None) -> torch.Tensor:
-    """Which keys each query may see: a (time, source) bool tensor, True where allowed. The ``time`` queries are
-    the last ``time`` of the ``source`` positions (default: as many as the queries), and query t sees the keys up
-    to its own position, source - time + t."""
+    """Which keys each query may see: a (time, source) bool tensor, True where allowed. The ``time`` queries are the
+    last of the ``source`` positions (default: ``time``); query t sees the keys up to its own, source - time + t."""
     time = check_integer("time", time, minimum=1)
     source = time if source is None else check_integer("source", source, minimum=time)
+    check_allocation(f"a causal mask of {time:,} by {source:,}", time * source, bytes_per_element=1)
     return torch.ones(time, source, dtype=torch.bool, device=device).tril(diagonal=source - time)
 
 
@@ -54,6 +54,7 @@ class KeyValueCache:
 
     def __init__(self, n_layers: int):
         check_integer("n_layers", n_layers, minimum=1)
+        check_allocation(f"a cache of n_layers={n_layers:,}", n_layers)
         self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
 
     @property
@@ -95,6 +96,7 @@ class CausalSelfAttention(nn.Module):
         check_number("dropout", dropout, minimum=0, maximum=1)
         if n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} must be a multiple of n_head={n_head}: each head gets n_embd / n_head")
+        check_allocation(f"attention of n_embd={n_embd:,}", 4 * n_embd**2, bytes_per_element=4)
         self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.projection = nn.Linear(n_embd, n_embd, bias=bias)
@@ -145,6 +147,7 @@ class AttentionLanguageModel(nn.Module):
         self.block_size = check_integer("block_size", block_size, minimum=1)
         check_integer("n_embd", n_embd, minimum=1)
         check_integer("n_head", n_head, minimum=1)
+        check_allocation(f"embeddings for vocab_size={vocab_size:,}", (2 * vocab_size + block_size) * n_embd, 4)
         self.token_embedding = nn.Embedding(vocab_size, n_embd)
         self.position_embedding = nn.Embedding(block_size, n_embd)
         self.attention_norm = nn.LayerNorm(n_embd)

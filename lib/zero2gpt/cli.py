@@ -5,6 +5,8 @@ Hand-written, not generated: the command line is plumbing around chapters 13 and
     zero2gpt train --dataset tinyshakespeare --preset laptop --out runs/laptop
     zero2gpt sample --checkpoint runs/laptop --prompt "ROMEO:" --tokens 500 --temperature 0.8 --top-k 40
     zero2gpt finetune --from runs/laptop --dataset cat-poems --out runs/cats
+    zero2gpt bench --json
+    torchrun --nproc_per_node=2 -m zero2gpt train --preset laptop --out runs/laptop
 
 ``train`` and ``finetune`` take any key of the training config as a flag (``--n-layer 4``), write a
 checkpoint into ``--out`` after every evaluation and on Ctrl-C, and continue from it with ``--resume``.
@@ -27,6 +29,13 @@ from zero2gpt.runtime import PROFILES, profile, tqdm
 
 class CommandError(Exception):
     """A mistake on the command line, reported as one line."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with each error in one line (without it, argparse prints the usage first)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _boolean(text: str) -> bool:
@@ -86,9 +95,9 @@ def _overrides(arguments: argparse.Namespace) -> dict[str, object]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zero2gpt", description="Train a GPT, write with it, fine-tune it.")
+    parser = _OneLineParser(prog="zero2gpt", description="Train a GPT, write with it, fine-tune it.")
     parser.add_argument("--version", action="version", version=f"zero2gpt {zero2gpt.__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,finetune}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,finetune,bench}")
 
     train = commands.add_parser("train", help="train a GPT on a dataset",
                                 description="Train a GPT on a dataset, with a checkpoint in --out after every "
@@ -118,6 +127,27 @@ def _parser() -> argparse.ArgumentParser:
     finetune.add_argument("--preset", choices=PROFILES, default=None,
                           help="the fine-tuning schedule (default: the active profile)")
     _add_run_flags(finetune)
+
+    bench = commands.add_parser("bench", help="measure training and writing speed, and memory, on this machine",
+                                description="Print one table for this device: training speed of the laptop and "
+                                            "full shapes (and of the shape the config flags give), writing with "
+                                            "and without the key/value cache, attention by hand against torch's "
+                                            "fused kernel, peak memory, and the speed and memory targets.")
+    bench.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    bench.add_argument("--compile", action="store_true", help="train through torch.compile where it works")
+    bench.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                       help="float32, or bfloat16 autocast where the device supports it (default: %(default)s)")
+    bench.add_argument("--shapes", nargs="*", choices=("laptop", "full"), default=["laptop", "full"],
+                       help="the presets to time training for (default: laptop full); config flags add a row")
+    bench.add_argument("--preset", choices=PROFILES, default="laptop",
+                       help="the preset the config flags change, for their row (default: %(default)s)")
+    bench.add_argument("--repeats", type=int, default=10, help="timed training steps per row (default: 10)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
+    bench.add_argument("--tokens", type=int, default=500, help="tokens to write for generation (default: 500)")
+    bench.add_argument("--memory-batch", type=int, default=64,
+                       help="the batch to measure peak training memory at; 0: do not (default: 64)")
+    _add_config_flags(bench)
     return parser
 
 
@@ -136,39 +166,53 @@ def _report(arguments: argparse.Namespace, config, log, folder: Path) -> int:
 
 def _log_evaluation(step: int, model, log) -> None:
     """One line per evaluation, printed above the progress bar."""
+    # the gradient norm (before clipping) shows trouble coming: it grows before the loss turns NaN
+    norm = f"; grad norm {log.grad_norms[-1]:.3g}" if log.grad_norms else ""
     tqdm.write(f"step {step:,}: val {log.val_loss[-1]:.4f}, train {log.train_eval_loss[-1]:.4f} nats/char; "
-               f"best val {log.best_val:.4f} at step {log.best_step:,}")
+               f"best val {log.best_val:.4f} at step {log.best_step:,}{norm}")
     sys.stdout.flush()  # a log file or a pipe sees each evaluation as it happens
 
 
 def _train(arguments: argparse.Namespace) -> int:
+    from zero2gpt.distributed import distributed_training, is_main_process, world_size
     from zero2gpt.gpt import gpt_preset, train_gpt
     from zero2gpt.language import char_corpus
 
     config = gpt_preset(arguments.preset or profile(), **_overrides(arguments))
     corpus = char_corpus(arguments.dataset)
-    print(f"training a GPT on {arguments.dataset}: {len(corpus.train_ids):,} characters to train on, "
-          f"{len(corpus.val_ids):,} to validate on; {config}", flush=True)
-    _, log = train_gpt(config, corpus, out=arguments.out, resume=arguments.resume, device=arguments.device,
-                       progress=not arguments.no_progress, on_eval=_log_evaluation)
-    return _report(arguments, config, log, arguments.out)
+    # Under torchrun, every process runs this; the first alone speaks (zero2gpt.distributed).
+    with distributed_training(arguments.device) as place:
+        if is_main_process():
+            processes = f" in {world_size()} processes" if world_size() > 1 else ""
+            print(f"training a GPT on {arguments.dataset}{processes}: {len(corpus.train_ids):,} characters to "
+                  f"train on, {len(corpus.val_ids):,} to validate on; {config}", flush=True)
+        _, log = train_gpt(config, corpus, out=arguments.out, resume=arguments.resume, device=place,
+                           progress=not arguments.no_progress, on_eval=_log_evaluation)
+        if not is_main_process():
+            return 130 if log.interrupted else 0  # the exit status _report gives, without its words
+        return _report(arguments, config, log, arguments.out)
 
 
 def _finetune(arguments: argparse.Namespace) -> int:
+    from zero2gpt.distributed import distributed_training, is_main_process
     from zero2gpt.finetune import finetune_config, finetune_gpt, poem_corpus
     from zero2gpt.gpt import GPTTrainingConfig, load_gpt
 
-    model, tokenizer, state = load_gpt(arguments.source, device=arguments.device)
-    overrides = _overrides(arguments)
-    config = finetune_config(GPTTrainingConfig(**state["training_config"]), arguments.preset or profile(),
-                             **overrides)
-    corpus = poem_corpus(arguments.dataset, tokenizer)
-    print(f"fine-tuning {arguments.source} (step {state['step']:,}) on {arguments.dataset}: "
-          f"{len(corpus.train_ids):,} characters to train on, {len(corpus.val_ids):,} to validate on; {config}",
-          flush=True)
-    _, log = finetune_gpt(model, corpus, config, out=arguments.out, resume=arguments.resume,
-                          device=arguments.device, progress=not arguments.no_progress, on_eval=_log_evaluation)
-    return _report(arguments, config, log, arguments.out)
+    with distributed_training(arguments.device) as place:  # under torchrun, as _train
+        model, tokenizer, state = load_gpt(arguments.source, device=place)
+        overrides = _overrides(arguments)
+        config = finetune_config(GPTTrainingConfig(**state["training_config"]), arguments.preset or profile(),
+                                 **overrides)
+        corpus = poem_corpus(arguments.dataset, tokenizer)
+        if is_main_process():
+            print(f"fine-tuning {arguments.source} (step {state['step']:,}) on {arguments.dataset}: "
+                  f"{len(corpus.train_ids):,} characters to train on, {len(corpus.val_ids):,} to validate on; "
+                  f"{config}", flush=True)
+        _, log = finetune_gpt(model, corpus, config, out=arguments.out, resume=arguments.resume, device=place,
+                              progress=not arguments.no_progress, on_eval=_log_evaluation)
+        if not is_main_process():
+            return 130 if log.interrupted else 0  # the exit status _report gives, without its words
+        return _report(arguments, config, log, arguments.out)
 
 
 def _sample(arguments: argparse.Namespace) -> int:
@@ -193,13 +237,45 @@ def _sample(arguments: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "sample": _sample, "finetune": _finetune}
+def _bench(arguments: argparse.Namespace) -> int:
+    import json
+
+    from zero2gpt.bench import default_settings, format_result, run_bench
+    from zero2gpt.checks import check_integer
+    from zero2gpt.gpt import gpt_preset, updated_config
+
+    for flag in ("repeats", "tokens"):
+        check_integer(f"--{flag}", getattr(arguments, flag), minimum=1)
+    check_integer("--warmup", arguments.warmup, minimum=0)
+    check_integer("--memory-batch", arguments.memory_batch, minimum=0)
+    settings = default_settings(arguments.device)
+    settings.shapes = [(label, config) for label, config in settings.shapes if label in arguments.shapes]
+    overrides = _overrides(arguments)
+    if overrides:  # the flags' shape joins the rows, and is the one generation and memory use
+        custom = gpt_preset(arguments.preset, **overrides)
+        settings.shapes.append(("custom", custom))
+        settings.generation_config = settings.memory_config = custom
+    elif "full" not in arguments.shapes:
+        settings.generation_config = settings.memory_config = gpt_preset(arguments.preset)
+    settings.memory_config = None if not arguments.memory_batch else \
+        updated_config(settings.memory_config, batch_size=arguments.memory_batch)
+    settings.steps, settings.warmup, settings.new_tokens = arguments.repeats, arguments.warmup, arguments.tokens
+    settings.dtype, settings.compile = arguments.dtype, arguments.compile
+    say = None if arguments.json else (lambda message: print(f"measuring: {message}", file=sys.stderr, flush=True))
+    result = run_bench(settings, progress=say)
+    print(json.dumps(result.as_dict(), indent=2) if arguments.json else format_result(result))
+    return 0
+
+
+COMMANDS = {"train": _train, "sample": _sample, "finetune": _finetune, "bench": _bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv[1:]); return the exit status."""
     from zero2gpt.data import DatasetError
-    from zero2gpt.runs import CheckpointError
+    from zero2gpt.runs import CheckpointError, RunLockedError
+    from zero2gpt.runtime import DeviceUnavailableError
+    from zero2gpt.training import TrainingDivergedError
 
     parser = _parser()
     arguments, unknown = parser.parse_known_args(argv)
@@ -211,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[arguments.command](arguments)
-    except (CommandError, CheckpointError, DatasetError, ValueError, OSError) as error:
+    except (CommandError, CheckpointError, DatasetError, ValueError, OSError, RunLockedError, DeviceUnavailableError,
+            TrainingDivergedError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"zero2gpt {arguments.command}: error: {message}", file=sys.stderr)
         return 2

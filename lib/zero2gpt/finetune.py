@@ -15,7 +15,7 @@ from zero2gpt.data import load_text
 from zero2gpt.gpt import (GPT, GPTTrainingConfig, GPTTrainingLog, gpt_preset, load_gpt, pretrained_gpt, train_gpt,
                           updated_config)
 from zero2gpt.language import CharCorpus, CharTokenizer
-from zero2gpt.runs import checkpoint_path, run_folder
+from zero2gpt.runs import checkpoint_path, run_folder, run_lock
 from zero2gpt.runtime import profile
 
 
@@ -143,10 +143,11 @@ def finetuned_gpt(dataset: str = "cat-poems", *, device: str | torch.device | No
     corpus = poem_corpus(dataset, shakespeare.tokenizer)
     config = finetune_config(pretrained, profile())
     folder = finetune_folder(dataset, pretrained, config)
-    if checkpoint_path(folder).is_file():
-        finished, _, state = load_gpt(folder, device=device)
-        if state["step"] >= config.steps:
-            return finished, corpus, GPTTrainingLog(**state["log"])
-    model, log = finetune_gpt(model, corpus, config, out=folder, resume=checkpoint_path(folder).is_file(),
-                              device=device, progress=progress)
+    with run_lock(folder, wait=True):  # another process fine-tuning this very run: wait for it, then load
+        if checkpoint_path(folder).is_file():
+            finished, _, state = load_gpt(folder, device=device)
+            if state["step"] >= config.steps:
+                return finished, corpus, GPTTrainingLog(**state["log"])
+        model, log = finetune_gpt(model, corpus, config, out=folder, resume=checkpoint_path(folder).is_file(),
+                                  device=device, progress=progress)
     return model, corpus, log

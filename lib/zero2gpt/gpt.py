@@ -13,16 +13,17 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from zero2gpt.attention import CausalSelfAttention, KeyValueCache
-from zero2gpt.checks import check_choice, check_integer, check_number, check_seed
+from zero2gpt.checks import check_allocation, check_choice, check_integer, check_number, check_seed
+from zero2gpt.distributed import all_processes, any_process, from_main_process, is_main_process, rank, world_size
 from zero2gpt.language import (CharCorpus, CharTokenizer, char_corpus, evaluate_nats, get_batch, language_model_loss,
                                sample_next_token)
-from zero2gpt.runs import (CheckpointError, checkpoint_path, load_checkpoint, prepare_output_folder, run_folder,
-                           save_checkpoint)
+from zero2gpt.runs import CheckpointError, checkpoint_path, load_checkpoint, run_folder, run_lock, save_checkpoint
 from zero2gpt.runtime import device as runtime_device
 from zero2gpt.runtime import profile, set_seed
-from zero2gpt.training import train, warmup_cosine
+from zero2gpt.training import TrainingDivergedError, train, warmup_cosine
 
 # %% chapters/13_gpt.md::Cell 3
 @dataclass
@@ -47,6 +48,8 @@ class GPTConfig:
             raise ValueError(f"n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
         if not isinstance(self.tie_weights, bool):
             raise ValueError(f"tie_weights must be True or False; got {self.tie_weights!r}")
+        weights = (2 * self.vocab_size + self.block_size) * self.n_embd + 12 * self.n_layer * self.n_embd**2
+        check_allocation(f"a GPT of about {weights:,} weights", weights, bytes_per_element=4)
 
 # %% chapters/13_gpt.md::Cell 4
 class FeedForward(nn.Module):
@@ -169,11 +172,10 @@ def gpt_parameter_count(config: GPTConfig) -> int:
 # %% chapters/13_gpt.md::Cell 18
 @dataclass
 class GPTTrainingConfig:
-    """A GPT's shape and how to train it: ``steps`` of AdamW on batches of ``batch_size`` chunks of
-    ``block_size`` tokens; the learning rate warms up over ``warmup_steps`` to ``learning_rate`` and decays
-    along a cosine to ``min_lr_ratio`` of it; ``weight_decay`` on the weight matrices; gradients clipped
-    at ``grad_clip``; val loss (on the first ``eval_tokens`` val tokens, None: all) every ``eval_every`` steps."""
-
+    """A GPT's shape and how to train it: ``steps`` of AdamW on batches of ``batch_size`` chunks of ``block_size``
+    tokens, each in ``accumulate`` parts whose gradients add up; the learning rate warms up over ``warmup_steps``
+    to ``learning_rate``, then decays along a cosine to ``min_lr_ratio`` of it; ``weight_decay`` on weight matrices;
+    clipping at ``grad_clip``; val loss on ``eval_tokens`` val tokens (None: all) every ``eval_every`` steps."""
     n_layer: int = 6
     n_head: int = 6
     n_embd: int = 384
@@ -190,9 +192,10 @@ class GPTTrainingConfig:
     eval_every: int = 250
     eval_tokens: int | None = None
     seed: int = 0
+    accumulate: int = 1
 
     def __post_init__(self):
-        for name in ("batch_size", "steps", "eval_every"):
+        for name in ("batch_size", "steps", "eval_every", "accumulate"):
             check_integer(name, getattr(self, name), minimum=1)
         check_integer("warmup_steps", self.warmup_steps, minimum=0, maximum=self.steps)
         check_integer("eval_tokens", self.eval_tokens, minimum=2, allow_none=True)
@@ -240,7 +243,8 @@ def gpt_preset(name: str, **overrides: object) -> GPTTrainingConfig:
 @dataclass
 class GPTTrainingLog:
     """What training a GPT did, over every session of a resumed run: the train loss of every step, and at each
-    of ``eval_steps`` the loss on the validation text and on as many training tokens, in nats per token."""
+    of ``eval_steps`` the loss on the validation text and on as many training tokens, in nats per token; and
+    at each of ``grad_norm_steps`` the L2 norm of all gradients together, before clipping."""
 
     train_loss: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
@@ -249,6 +253,8 @@ class GPTTrainingLog:
     best_val: float = math.inf
     best_step: int = 0
     interrupted: bool = False
+    grad_norm_steps: list[int] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
 
     @property
     def step(self) -> int:
@@ -259,11 +265,12 @@ class GPTTrainingLog:
 def gpt_optimizer(model: nn.Module, learning_rate: float, weight_decay: float,
                   device: torch.device) -> torch.optim.AdamW:
     """AdamW over the trainable parameters, decaying only the weight matrices (not biases, norms' scales);
-    one fused kernel on a GPU."""
+    one fused kernel for all of them on a GPU or a CPU."""
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     groups = [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
               {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.99), fused=device.type == "cuda")
+    # fused: one pass over all parameters instead of a few small operations per tensor (ten times faster on a CPU)
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.99), fused=device.type in ("cuda", "cpu"))
 
 # %% chapters/13_gpt.md::Cell 24
 class _StopAtStepBoundary:
@@ -297,6 +304,8 @@ def _checkpoint_state(model, best_weights, optimizer, config, tokenizer, log, ge
              "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()}}
     if torch.cuda.is_available():
         state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+    if world_size() > 1:  # every process's own random numbers (its batches, its dropout), to resume each
+        state["rng"]["by_rank"] = all_processes({"torch": torch.get_rng_state(), "batches": generator.get_state()})
     return state
 
 
@@ -308,16 +317,40 @@ def train_gpt(config: GPTTrainingConfig, corpus: CharCorpus, *, model: GPT | Non
 
     ``model`` starts from given weights (fine-tuning) instead of new ones. With ``out``, a checkpoint goes into
     that folder after every evaluation, at the end and on Ctrl-C (which stops training between two steps), and
-    ``resume=True`` continues from it exactly where it stopped. ``on_eval(step, model, log)`` runs after each
-    evaluation.
+    ``resume=True`` continues from it exactly where it stopped. While training, ``out`` is locked
+    (zero2gpt.runs.run_lock): another process that trains into it is refused. ``on_eval(step, model, log)`` runs
+    after each evaluation. A NaN or infinite loss raises TrainingDivergedError, naming the step and the last good
+    checkpoint, which it never overwrites. Started by torchrun (zero2gpt.distributed), each process trains on
+    batches of its own, ``batch_size / (processes * accumulate)`` chunks each, and takes the same averaged step;
+    the first process alone shows progress, calls ``on_eval`` and writes into ``out``.
     """
     if not isinstance(config, GPTTrainingConfig):
         raise TypeError(f"config must be a GPTTrainingConfig; got {type(config).__name__}")
     place = runtime_device(None if device is None else str(device))
-    folder = None if out is None else prepare_output_folder(out)
+    if out is None or not is_main_process():  # the other processes of a torchrun never touch out
+        return _train_gpt(config, corpus, model, None if out is None else Path(out), resume, place, progress,
+                          on_eval)
+    with run_lock(out) as folder:
+        return _train_gpt(config, corpus, model, folder, resume, place, progress, on_eval)
+
+
+def _finite_weights(model: nn.Module) -> bool:
+    """Whether every floating-point number in the model's state is finite."""
+    return all(bool(torch.isfinite(tensor).all()) for tensor in model.state_dict().values()
+               if tensor.is_floating_point())
+
+
+def _train_gpt(config: GPTTrainingConfig, corpus: CharCorpus, model: GPT | None, folder: Path | None, resume: bool,
+               place: torch.device, progress: bool,
+               on_eval: Callable[[int, GPT, GPTTrainingLog], None] | None) -> tuple[GPT, GPTTrainingLog]:
+    """train_gpt's work, in the output ``folder`` (None: none) that it has made ready and locked."""
     if resume and folder is None:
         raise ValueError("resume=True needs out: the folder whose checkpoint to continue from")
-    state = load_checkpoint(folder, kind="gpt") if resume else None
+    micro_batch, left = divmod(config.batch_size, world_size() * config.accumulate)
+    if left or not micro_batch:
+        raise ValueError(f"batch_size={config.batch_size} must be a multiple of accumulate={config.accumulate} "
+                         f"times the {world_size()} process(es) training together")
+    state = from_main_process(lambda: load_checkpoint(folder, kind="gpt")) if resume else None  # read by rank 0
     if state is not None and (state["training_config"] != asdict(config)
                               or state["vocabulary"] != "".join(corpus.tokenizer.chars)):
         raise CheckpointError(f"the checkpoint in {str(folder)!r} was made with another config or vocabulary; "
@@ -328,25 +361,51 @@ def train_gpt(config: GPTTrainingConfig, corpus: CharCorpus, *, model: GPT | Non
     elif model.config != config.model_config(corpus.vocab_size):
         raise ValueError(f"the model's shape {asdict(model.config)} is not the config's "
                          f"{asdict(config.model_config(corpus.vocab_size))}")
+    if world_size() > 1:  # the same initial weights in every process, but dropout masks of its own
+        torch.manual_seed(config.seed + rank())
     model.to(place)
     optimizer = gpt_optimizer(model, config.learning_rate, config.weight_decay, place)
-    generator = torch.Generator().manual_seed(config.seed)  # the batches' own random numbers
+    generator = torch.Generator().manual_seed(config.seed + rank())  # the batches' own random numbers
     log, best_weights = GPTTrainingLog(), None  # best_weights: those of the best val loss so far
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         log, best_weights = GPTTrainingLog(**{**state["log"], "interrupted": False}), state["best_model"]
-        generator.set_state(state["rng"]["batches"])
-        torch.set_rng_state(state["rng"]["torch"])
+        streams = state["rng"].get("by_rank", [state["rng"]])  # the random numbers of each process that wrote it
+        if len(streams) != world_size():
+            raise CheckpointError(f"the checkpoint in {str(folder)!r} was written by {len(streams)} process(es): "
+                                  f"resume with as many (torchrun --nproc_per_node={len(streams)})")
+        generator.set_state(streams[rank()]["batches"])
+        torch.set_rng_state(streams[rank()]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    # Under torchrun, DDP averages the processes' gradients inside backward(): every process takes the same step.
+    trained = model if world_size() == 1 else \
+        DistributedDataParallel(model, device_ids=[place] if place.type == "cuda" else None)
     schedule = warmup_cosine(config.warmup_steps, config.steps, config.min_lr_ratio)
     eval_tokens = config.eval_tokens or len(corpus.val_ids)
+    saved_step = None if state is None else state["step"]  # the step of the newest checkpoint on disk
+
+    def diverged(step: int) -> TrainingDivergedError:
+        """The error for a loss (or weights) gone NaN or infinite at ``step``: what to try, and what was kept.
+        Its ``history`` is the run's log, up to the last good step."""
+        kept = "no checkpoint was written" if folder is None else \
+            f"no checkpoint was written into {str(folder)!r}" if saved_step is None else \
+            f"the last good checkpoint, of step {saved_step:,}, is {str(checkpoint_path(folder))!r}"
+        return TrainingDivergedError(
+            f"training diverged at step {step:,} of {config.steps:,}: the loss or the weights are NaN or infinite. "
+            f"Try a smaller learning_rate than {config.learning_rate!r} or a smaller grad_clip than "
+            f"{config.grad_clip!r}, and check the data; {kept}", step, log)
 
     def save() -> None:
+        nonlocal saved_step
         if folder is not None:
-            save_checkpoint(folder, _checkpoint_state(model, best_weights, optimizer, config, corpus.tokenizer,
-                                                      log, generator))
+            if not _finite_weights(model):  # never replace a good checkpoint with a broken one
+                raise diverged(log.step)
+            checkpoint = _checkpoint_state(model, best_weights, optimizer, config, corpus.tokenizer, log, generator)
+            if is_main_process():  # every process gathers its random state into it; one writes it
+                save_checkpoint(folder, checkpoint)
+            saved_step = log.step
 
     def evaluate(model: GPT) -> float:
         log.train_eval_loss.append(evaluate_nats(model, corpus.train_ids, config.block_size, max_tokens=eval_tokens))
@@ -354,25 +413,40 @@ def train_gpt(config: GPTTrainingConfig, corpus: CharCorpus, *, model: GPT | Non
 
     def session(start: int, steps: int, next_batch: Callable, autocast: torch.dtype | None):
         """``steps`` steps of train() from step ``start``, evaluating at its end and every eval_every steps."""
+        def record(history) -> None:
+            log.train_loss[start:] = history.train_loss
+            log.grad_norm_steps[first_norm:] = [start + step for step in history.log_steps]
+            log.grad_norms[first_norm:] = history.grad_norms
+
         def after_eval(step: int, history) -> None:
             nonlocal best_weights
-            log.train_loss[start:] = history.train_loss
+            record(history)
+            if not math.isfinite(history.val_loss[-1]):
+                raise diverged(start + step)
             log.eval_steps.append(start + step)
             log.val_loss.append(history.val_loss[-1])
             if history.val_loss[-1] < log.best_val:
                 log.best_val, log.best_step = history.val_loss[-1], start + step
                 best_weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
             save()
-            if on_eval is not None:
+            if on_eval is not None and is_main_process():
                 on_eval(start + step, model, log)
 
+        first_norm = len(log.grad_norms)
         for group in optimizer.param_groups:  # train() schedules from the rate it finds: the base rate
             group["lr"] = config.learning_rate
-        history = train(model, language_model_loss, next_batch, steps=steps, evaluate=evaluate,
-                        eval_every=config.eval_every, optimizer=optimizer, grad_clip=config.grad_clip,
-                        lr_schedule=lambda step: schedule(start + step), autocast_dtype=autocast,
-                        on_eval=after_eval, device=place, progress=progress)
-        log.train_loss[start:] = history.train_loss
+        try:
+            history = train(trained, language_model_loss, next_batch, steps=steps, evaluate=evaluate,
+                            eval_every=config.eval_every, optimizer=optimizer, grad_clip=config.grad_clip,
+                            lr_schedule=lambda step: schedule(start + step), autocast_dtype=autocast,
+                            accumulate=config.accumulate, on_eval=after_eval, device=place,
+                            progress=progress and is_main_process())
+        except TrainingDivergedError as error:
+            if error.history is log:  # raised by after_eval: it already speaks of the whole run
+                raise
+            record(error.history)
+            raise diverged(start + error.step) from None
+        record(history)
         log.interrupted = history.interrupted
         return history
 
@@ -380,9 +454,12 @@ def train_gpt(config: GPTTrainingConfig, corpus: CharCorpus, *, model: GPT | Non
         autocast = torch.bfloat16 if place.type == "cuda" and torch.cuda.is_bf16_supported() else None
         with _StopAtStepBoundary() as stop:
             def next_batch():
-                if stop.requested:
+                if any_process(stop.requested):  # all processes stop at the same step, or none does
                     raise KeyboardInterrupt  # between two steps: train() returns what it has done
-                return get_batch(corpus.train_ids, config.block_size, config.batch_size, generator=generator)
+                batch = get_batch(corpus.train_ids, config.block_size, micro_batch, generator=generator)
+                if place.type == "cuda":  # from pinned memory, the copy need not wait for the GPU to finish
+                    batch = tuple(part.pin_memory().to(place, non_blocking=True) for part in batch)
+                return batch
 
             if log.step % config.eval_every:  # stopped between evaluations: first train up to the next one
                 session(log.step, min(config.eval_every - log.step % config.eval_every, config.steps - log.step),
@@ -419,11 +496,11 @@ def pretrained_gpt(config: GPTTrainingConfig | None = None, dataset: str = "tiny
     config = gpt_preset(profile()) if config is None else config
     corpus = char_corpus(dataset)
     folder = run_folder(f"gpt-{dataset}", asdict(config))
-    if checkpoint_path(folder).is_file():
-        model, _, state = load_gpt(folder, device=device)
-        if state["step"] >= config.steps:
-            return model, corpus, GPTTrainingLog(**state["log"])
-        model, log = train_gpt(config, corpus, out=folder, resume=True, device=device, progress=progress)
-    else:
-        model, log = train_gpt(config, corpus, out=folder, device=device, progress=progress)
+    with run_lock(folder, wait=True):  # another process training this very run: wait for it, then load
+        if checkpoint_path(folder).is_file():
+            model, _, state = load_gpt(folder, device=device)
+            if state["step"] >= config.steps:
+                return model, corpus, GPTTrainingLog(**state["log"])
+        model, log = train_gpt(config, corpus, out=folder, resume=checkpoint_path(folder).is_file(), device=device,
+                               progress=progress)
     return model, corpus, log

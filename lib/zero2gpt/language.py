@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zero2gpt.checks import check_integer, check_number, check_seed
+from zero2gpt.checks import check_allocation, check_integer, check_number, check_seed
 from zero2gpt.data import load_text
 from zero2gpt.runtime import device as runtime_device
 from zero2gpt.training import TrainingHistory, train, warmup_cosine
@@ -120,6 +120,7 @@ def get_batch(ids: torch.Tensor, block_size: int, batch_size: int, *, generator:
     ids = _checked_ids(ids)
     block_size = check_integer("block_size", block_size, minimum=1)
     batch_size = check_integer("batch_size", batch_size, minimum=1)
+    check_allocation(f"a batch of batch_size={batch_size:,} by block_size={block_size:,}", 3 * batch_size * block_size)
     if len(ids) <= block_size:
         raise ValueError(f"block_size={block_size} needs more than {block_size} ids (inputs and their next ids); "
                          f"got {len(ids)}")
@@ -138,6 +139,7 @@ def count_bigram_probabilities(ids: torch.Tensor, vocab_size: int, smoothing: fl
     ``smoothing``, over the row's total (float32, vocab_size x vocab_size). A row with no counts at all is uniform."""
     ids = _checked_ids(ids)
     vocab_size = check_integer("vocab_size", vocab_size, minimum=1)
+    check_allocation(f"a table of counts for vocab_size={vocab_size:,}", 2 * vocab_size**2)
     smoothing = check_number("smoothing", smoothing, minimum=0)
     if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
         raise ValueError(f"ids must lie in 0..{vocab_size - 1} for vocab_size={vocab_size}; "
@@ -164,6 +166,7 @@ class BigramLanguageModel(nn.Module):
     def __init__(self, vocab_size: int):
         super().__init__()
         self.vocab_size = check_integer("vocab_size", vocab_size, minimum=1)
+        check_allocation(f"a bigram table for vocab_size={vocab_size:,}", vocab_size**2, bytes_per_element=4)
         self.table = nn.Embedding(vocab_size, vocab_size)
         nn.init.zeros_(self.table.weight)
 

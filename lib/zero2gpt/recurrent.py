@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zero2gpt.checks import check_choice, check_integer, check_number, check_seed
+from zero2gpt.checks import check_allocation, check_choice, check_integer, check_number, check_seed
 from zero2gpt.language import CharCorpus, train_language_model
 from zero2gpt.runtime import by_profile
 from zero2gpt.training import TrainingHistory, warmup_cosine
@@ -43,6 +43,9 @@ class CausalConvLanguageModel(nn.Module):
             raise ValueError(f"dilations must be a non-empty tuple of integers >= 1; got {dilations!r}")
         for dilation in dilations:
             check_integer("each dilation", dilation, minimum=1)
+        weights = vocab_size * (n_embd + n_channels) \
+            + len(dilations) * kernel_size * max(n_embd, n_channels) * n_channels
+        check_allocation(f"a CausalConvLanguageModel of {weights:,} weights", weights, bytes_per_element=4)
         self.embedding = nn.Embedding(vocab_size, n_embd)
         self.layers = nn.ModuleList(nn.Conv1d(n_embd if number == 0 else n_channels, n_channels, kernel_size,
                                               dilation=dilation) for number, dilation in enumerate(dilations))
@@ -104,6 +107,8 @@ class ManualRNNCell(nn.Module):
         super().__init__()
         self.input_size = check_integer("input_size", input_size, minimum=1)
         self.hidden_size = check_integer("hidden_size", hidden_size, minimum=1)
+        check_allocation(f"a ManualRNNCell of {(input_size + hidden_size) * hidden_size:,} weights",
+                         (input_size + hidden_size) * hidden_size, bytes_per_element=4)
         self.input_weights = nn.Linear(input_size, hidden_size)
         self.hidden_weights = nn.Linear(hidden_size, hidden_size)
 
@@ -150,6 +155,8 @@ class RecurrentLanguageModel(nn.Module):
                             f"got {type(cell).__name__}")
         if cell.input_size != n_embd:
             raise ValueError(f"the cell takes inputs of size {cell.input_size}, but n_embd={n_embd}; make them equal")
+        check_allocation(f"embeddings and a head for vocab_size={vocab_size:,}",
+                         vocab_size * (n_embd + cell.hidden_size), bytes_per_element=4)
         self.embedding = nn.Embedding(vocab_size, n_embd)
         self.cell = cell
         self.head = nn.Linear(cell.hidden_size, vocab_size)
@@ -170,6 +177,8 @@ class ManualLSTMCell(nn.Module):
         super().__init__()
         self.input_size = check_integer("input_size", input_size, minimum=1)
         self.hidden_size = check_integer("hidden_size", hidden_size, minimum=1)
+        check_allocation(f"a ManualLSTMCell of {4 * (input_size + hidden_size) * hidden_size:,} weights",
+                         4 * (input_size + hidden_size) * hidden_size, bytes_per_element=4)
         self.input_weights = nn.Linear(input_size, 4 * hidden_size)
         self.hidden_weights = nn.Linear(hidden_size, 4 * hidden_size)
         with torch.no_grad():

@@ -13,15 +13,23 @@ Hand-written, not generated: saving files is plumbing, not what the book teaches
   the repository (git-ignored), else ``~/.cache/zero2gpt/runs`` outside one. A
   run's folder is named by what produced it: the configuration, the profile and a
   hash of the library's code, so a checkpoint from older code is never reused.
+- A *lock* (``run_lock``) keeps two processes from training into one folder at
+  once: the second is refused with a clear message instead of interleaving its
+  checkpoints with the first's. The operating system drops the lock when its
+  holder exits, however it exits (even killed with SIGKILL), so a crash never
+  leaves a folder locked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -32,11 +40,18 @@ from zero2gpt.runtime import profile
 FORMAT = "zero2gpt-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+LOCK_NAME = ".lock"
 _PACKAGE = Path(__file__).resolve().parent
+# The folders this process holds locked, each with how many nested run_lock calls hold it.
+_HELD: dict[Path, list] = {}
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, of another kind, or does not fit the model at hand."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is training into the same output folder."""
 
 
 def runs_dir() -> Path:
@@ -61,9 +76,14 @@ def library_hash() -> str:
 def run_folder(name: str, settings: Mapping[str, object]) -> Path:
     """The shared folder for the run ``name`` made with ``settings`` (numbers and strings), in this profile,
     by this version of the library: ``runs_dir()/<profile>/<name>-<16 hex digits>``."""
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"run name must be letters, digits, - and _ only; got {name!r}")
-    key = json.dumps({"settings": dict(settings), "profile": profile(), "library": library_hash()}, sort_keys=True)
+    # a plain word: no "/", "..", or absolute path can take the folder out of the runs folder
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"run name must be a string of letters, digits, - and _ only; got {name!r}")
+    try:
+        key = json.dumps({"settings": dict(settings), "profile": profile(), "library": library_hash()},
+                         sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"settings must be a mapping of numbers, strings, lists and dicts; {error}") from None
     return runs_dir() / profile() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
@@ -125,3 +145,60 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None) -> dict
     if kind is not None and state.get("kind") != kind:
         raise CheckpointError(f"{str(target)!r} holds a {state.get('kind')!r} model, not a {kind!r} one")
     return state
+
+
+def _try_lock(file, wait: bool = False) -> bool:
+    """Take an exclusive lock on an open file: at once, or False if another process holds it; with ``wait``,
+    when that process lets go."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        while True:
+            file.seek(0)  # msvcrt locks bytes from the current position: always the first one
+            try:
+                msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not wait:
+                    return False
+                time.sleep(1)
+    import fcntl
+
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike, *, wait: bool = False) -> Iterator[Path]:
+    """Hold ``folder`` (created if missing) for this process while the ``with`` block runs; a RunLockedError if
+    another process holds it, or with ``wait`` (for the shared runs folder) wait until it lets go. Re-entrant:
+    a process that holds a folder may take it again (a notebook that trains twice into one folder, a fine-tune
+    inside a training script)."""
+    folder = prepare_output_folder(folder)
+    key = folder.resolve()
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield folder
+        finally:
+            _HELD[key][1] -= 1
+        return
+    file = open(folder / LOCK_NAME, "a+")
+    if not _try_lock(file):
+        if not wait:
+            file.close()
+            raise RunLockedError(f"another process is training into {str(folder)!r} (it holds {LOCK_NAME} there); "
+                                 "wait for it to finish, stop it, or give another --out folder")
+        print(f"waiting for another process that is training into {str(folder)!r}", file=sys.stderr, flush=True)
+        _try_lock(file, wait=True)
+    _HELD[key] = [file, 1]
+    try:
+        yield folder
+    finally:
+        _HELD[key][1] -= 1
+        if not _HELD[key][1]:
+            del _HELD[key]
+            file.close()  # closing the file releases the lock

@@ -44,6 +44,10 @@ T = TypeVar("T")
 _STARTED = time.perf_counter()
 
 
+class DeviceUnavailableError(RuntimeError):
+    """A device was asked for by name, and this machine does not have it."""
+
+
 def profile() -> str:
     """The active profile: ``ZERO2GPT_PROFILE``, else ``full`` with CUDA and ``laptop`` without."""
     name = os.environ.get("ZERO2GPT_PROFILE", "").strip()
@@ -88,14 +92,23 @@ def device(name: str | None = None) -> torch.device:
         raise ValueError(f"device must be one of {', '.join(DEVICE_TYPES)} (optionally with an index, like 'cuda:1'); got {requested!r}")
     have = available_devices()
     if chosen.type not in have:
-        raise RuntimeError(f"device {requested!r} was requested but this machine has no {chosen.type}; available: {', '.join(have)}")
+        raise DeviceUnavailableError(f"device {requested!r} was requested but this machine has no {chosen.type}; available: {', '.join(have)}")
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
-        raise RuntimeError(f"device {requested!r} was requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise DeviceUnavailableError(f"device {requested!r} was requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return chosen
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's random generators (all devices) with ``seed``."""
+    """Seed Python's, NumPy's and PyTorch's random generators (all devices) with ``seed``.
+
+    On a CPU that makes a rerun give the same numbers, to the last digit. On CUDA it does not quite: some
+    kernels add up floating-point numbers in whatever order their threads finish (the backward pass of
+    scaled_dot_product_attention, index_add_ and scatter_add_, the backward pass of an embedding, cuBLAS
+    reductions that use a workspace), so two runs differ in the last bits, and a long training run drifts
+    apart a little (in the ``full`` profile, the val loss differs in its third decimal). The book does not call
+    ``torch.use_deterministic_algorithms(True)``: the deterministic kernels are slower, and some operations have
+    none. A reader who needs bit-for-bit reruns on a GPU can call it, and set ``CUBLAS_WORKSPACE_CONFIG=:4096:8``.
+    """
     seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
