@@ -44,7 +44,7 @@ def optional_module(name: str):
         return None
 
 
-lateral, compression = optional_module("lateral"), optional_module("compression")
+lateral, alignment, compression = (optional_module(name) for name in ("lateral", "alignment", "compression"))
 
 
 class CommandFailed(Exception):
@@ -377,6 +377,25 @@ if lateral is not None:
             "config must be a GPTConfig"),
         Row("lateral-unknown-profile", lambda p: lateral.lateral_comparison_config(profile_name="huge"), ValueError,
             "'huge'"),
+        Row("lateral-too-big", lambda p: lateral.LateralMixing(4096, 8, HUGE), ValueError, "GiB of memory"),
+        Row("lateral-matched-width-of-nothing", lambda p: lateral.matched_lateral_hidden(0, 2, 8), ValueError,
+            "n_embd must be an integer >= 1; got 0"),
+    ]
+if alignment is not None:
+    ROWS += [
+        Row("instructions-none", lambda p: alignment.instruction_dataset(0), ValueError,
+            "n_examples must be an integer >= 1; got 0"),
+        Row("gold-reward-unknown-topic", lambda p: alignment.gold_reward("zebra", "a zebra\n"), ValueError,
+            "got 'zebra'"),
+        Row("reward-loss-unpaired", lambda p: alignment.reward_model_loss(torch.zeros(3), torch.zeros(2)),
+            ValueError, "chosen (3,), rejected (2,)"),
+        Row("dpo-loss-unpaired",
+            lambda p: alignment.dpo_loss(torch.zeros(2), torch.zeros(2), torch.zeros(2), torch.zeros(3), beta=1.0),
+            ValueError, "reference_rejected (3,)"),
+        Row("dpo-negative-beta",
+            lambda p: alignment.dpo_loss(*[torch.zeros(2)] * 4, beta=-1.0), ValueError, "beta must be"),
+        Row("reinforce-one-sample", lambda p: alignment.reinforce_loss(torch.zeros(1), torch.zeros(1)), ValueError,
+            "at least 2 sequences"),
     ]
 if compression is not None:
     ROWS += [
@@ -388,6 +407,9 @@ if compression is not None:
             ValueError, "n must be an integer >= 0; got -1"),
         Row("description-length-nan", lambda p: compression.description_length(NAN, 10), ValueError,
             "data_bits must be a finite number"),
+        Row("probabilities-from-a-non-language-model",
+            lambda p: compression.next_token_probabilities(nn.Linear(3, 3), [1, 2], 4, 3), ValueError,
+            "model must map ids (batch, time) to logits"),
     ]
 
 

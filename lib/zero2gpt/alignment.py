@@ -167,8 +167,19 @@ class RewardModel(nn.Module):
         return (self.head(body.final_norm(hidden))[..., 0] * mask).sum(dim=1)
 
 
+def same_shape(**tensors: torch.Tensor) -> None:
+    """A ValueError naming them unless the tensors given by name are tensors of one shape (one number per
+    sequence or pair)."""
+    shapes = {name: tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+              for name, value in tensors.items()}
+    if len(set(shapes.values())) > 1 or not all(isinstance(value, torch.Tensor) for value in tensors.values()):
+        raise ValueError("these must be tensors of one shape, one number per sequence; got "
+                         + ", ".join(f"{name} {shape}" for name, shape in shapes.items()))
+
+
 def reward_model_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
     """The Bradley-Terry loss, -log sigmoid(chosen - rejected), averaged over the pairs."""
+    same_shape(chosen=chosen, rejected=rejected)
     return -F.logsigmoid(chosen - rejected).mean()
 
 # %% chapters/16_alignment.md::Cell 16
@@ -253,15 +264,17 @@ def sequence_log_probs(model: GPT, ids: torch.Tensor, mask: torch.Tensor) -> tor
 def kl_estimate(policy_log_probs: torch.Tensor, reference_log_probs: torch.Tensor) -> torch.Tensor:
     """Per sequence sampled from the policy, log pi(y) - log pi_ref(y): each an estimate of KL(pi || pi_ref)
     whose mean over samples from the policy is the KL divergence."""
-    if policy_log_probs.shape != reference_log_probs.shape:
-        raise ValueError(f"the two must have the same shape; got {tuple(policy_log_probs.shape)} and "
-                         f"{tuple(reference_log_probs.shape)}")
+    same_shape(policy_log_probs=policy_log_probs, reference_log_probs=reference_log_probs)
     return policy_log_probs - reference_log_probs
 
 
 def reinforce_loss(log_probs: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
     """The REINFORCE loss of a batch: minus each sequence's log-probability times its reward, with the batch's
     mean reward subtracted and divided by their standard deviation."""
+    same_shape(log_probs=log_probs, rewards=rewards)
+    if rewards.numel() < 2:
+        raise ValueError(f"a batch needs at least 2 sequences to have a mean and a spread of rewards; got "
+                         f"{rewards.numel()}")
     advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-6)
     return -(advantages.detach() * log_probs).mean()
 
@@ -317,6 +330,8 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, referen
     """The DPO loss of a batch of pairs, from the log-probabilities of the chosen and rejected answers under
     the policy and the reference: -log sigmoid(beta * (chosen's log-ratio - rejected's)), averaged."""
     check_number("beta", beta, minimum=0, exclusive_minimum=True)
+    same_shape(policy_chosen=policy_chosen, policy_rejected=policy_rejected, reference_chosen=reference_chosen,
+               reference_rejected=reference_rejected)
     margin = (policy_chosen - reference_chosen) - (policy_rejected - reference_rejected)
     return -F.logsigmoid(beta * margin).mean()
 

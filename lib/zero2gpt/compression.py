@@ -171,6 +171,8 @@ def next_token_probabilities(model: nn.Module, prefix: Sequence[int], block_size
     float64 numbers on the CPU; uniform over ``vocab_size`` tokens when ``prefix`` is empty."""
     block_size = check_integer("block_size", block_size, minimum=1)
     vocab_size = check_integer("vocab_size", vocab_size, minimum=1)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch language model (an nn.Module); got {type(model).__name__}")
     if len(prefix) == 0:
         return np.full(vocab_size, 1 / vocab_size)
     place = next(model.parameters()).device
@@ -178,6 +180,9 @@ def next_token_probabilities(model: nn.Module, prefix: Sequence[int], block_size
     model.eval()
     try:
         logits = model(torch.tensor([list(prefix[-block_size:])], dtype=torch.long, device=place))[0, -1]
+    except (RuntimeError, IndexError) as error:  # not a language model: say so at the edge, not deep in torch
+        raise ValueError(f"model must map ids (batch, time) to logits (batch, time, {vocab_size}); calling "
+                         f"{type(model).__name__} on ids failed: {str(error).splitlines()[0]}") from None
     finally:
         model.train(was_training)
     if logits.shape != (vocab_size,):

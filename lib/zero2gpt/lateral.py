@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from zero2gpt.attention import causal_mask
-from zero2gpt.checks import check_choice, check_integer, check_number, check_seed
+from zero2gpt.checks import check_allocation, check_choice, check_integer, check_number, check_seed
 from zero2gpt.gpt import (GPT, GPTConfig, GPTTrainingConfig, GPTTrainingLog, gpt_parameter_count, gpt_preset,
                           train_gpt)
 from zero2gpt.language import CharCorpus, char_corpus, sample_next_token
@@ -37,6 +37,8 @@ class LateralMixing(nn.Module):
         if n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} must be a multiple of n_head={n_head}: each head gets n_embd / n_head")
         slots = n_head * block_size
+        check_allocation(f"a lateral layer of n_embd={n_embd:,}, n_head={n_head:,}, block_size={block_size:,}",
+                         (n_embd if hidden is None else hidden) * slots + 2 * n_embd**2, bytes_per_element=4)
         self.routing = nn.Linear(n_embd, slots) if hidden is None else \
             nn.Sequential(nn.Linear(n_embd, hidden), nn.ReLU(), nn.Linear(hidden, slots))
         self.values = nn.Linear(n_embd, n_embd)
@@ -120,7 +122,8 @@ def matched_lateral_hidden(n_embd: int, n_head: int, block_size: int) -> int:
     """The routing MLP width h that gives a LateralMixing about as many parameters as CausalSelfAttention: the
     h for which the MLP's (n_embd + 1) h + (h + 1) n_head block_size is nearest to the 2C^2 + 2C (C = n_embd)
     of attention's queries and keys (at least 1)."""
-    slots = n_head * block_size
+    slots = check_integer("n_head", n_head, minimum=1) * check_integer("block_size", block_size, minimum=1)
+    check_integer("n_embd", n_embd, minimum=1)
     return max(1, round((2 * n_embd * (n_embd + 1) - slots) / (n_embd + 1 + slots)))
 
 # %% chapters/15_lateral.md::Cell 11
