@@ -157,14 +157,12 @@ def pretrained_lateral(config: GPTTrainingConfig | None = None, dataset: str = "
     set_seed(config.seed)  # the same seed, the same initial weights
     model = LateralGPT(config.model_config(corpus.vocab_size),
                        hidden=matched_lateral_hidden(config.n_embd, config.n_head, config.block_size))
-    finished = False
     with run_lock(folder, wait=True):  # another process training this very run: wait for it, then load
-        if checkpoint_path(folder).is_file():
-            state = load_checkpoint(folder, kind="gpt")
-            if state["step"] >= config.steps:
-                model.load_state_dict(state["best_model"])
-                log, finished = GPTTrainingLog(**state["log"]), True
-        if not finished:
-            model, log = train_gpt(config, corpus, model=model, out=folder,
-                                   resume=checkpoint_path(folder).is_file(), device=device, progress=progress)
+        state = load_checkpoint(folder, kind="gpt") if checkpoint_path(folder).is_file() else None
+        if state is not None and state["step"] >= config.steps:
+            model.load_state_dict(state["best_model"])
+            log = GPTTrainingLog(**state["log"])
+        else:
+            model, log = train_gpt(config, corpus, model=model, out=folder, resume=state is not None,
+                                   device=device, progress=progress)
     return model.to(runtime_device(None if device is None else str(device))).eval(), corpus, log
