@@ -33,6 +33,8 @@ from zero2gpt.data import HashMismatchError
 from zero2gpt.runs import CheckpointError
 from zero2gpt.runtime import DeviceUnavailableError
 
+from tiny import tiny_char_corpus
+
 HUGE = 10**7  # big enough that a size built from it passes any memory a machine has
 
 
@@ -64,11 +66,8 @@ class Place:
     readonly: Path  # a folder without write permission
 
 
-def tiny_corpus() -> language.CharCorpus:
-    text = "the cat sat on the mat. " * 40
-    tokenizer = language.CharTokenizer(text)
-    ids = torch.tensor(tokenizer.encode(text))
-    return language.CharCorpus(text, tokenizer, ids[:800], ids[800:])
+def tiny_corpus():
+    return tiny_char_corpus("the cat sat on the mat. " * 40, 800)
 
 
 TINY_CONFIG = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, warmup_steps=0, dropout=0.0,

@@ -18,9 +18,10 @@ import torch
 
 from zero2gpt.cli import main
 from zero2gpt.gpt import GPT, gpt_preset, load_gpt, train_gpt
-from zero2gpt.language import CharCorpus, CharTokenizer
 from zero2gpt.runs import RunLockedError, load_checkpoint, run_lock
 from zero2gpt.training import TrainingDivergedError
+
+from tiny import tiny_char_corpus
 
 # A GPT small enough that 1,500 steps take a few seconds on one thread.
 TINY = ["--preset", "smoke", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
@@ -45,11 +46,8 @@ def wait_for(condition, process: subprocess.Popen, seconds: float = 60) -> None:
     assert condition(), f"gave up waiting; the process said: {process.communicate()}"
 
 
-def tiny_corpus() -> CharCorpus:
-    text = "the cat sat on the mat. " * 40
-    tokenizer = CharTokenizer(text)
-    ids = torch.tensor(tokenizer.encode(text))
-    return CharCorpus(text, tokenizer, ids[:800], ids[800:])
+def tiny_corpus():
+    return tiny_char_corpus("the cat sat on the mat. " * 40, 800)
 
 
 def tiny_config(**changes):
@@ -91,12 +89,18 @@ with run_lock(sys.argv[1]):
 """
 
 
-def test_a_folder_held_by_a_running_process_is_refused_and_freed_when_it_dies(tmp_path, capsys):
-    out = tmp_path / "busy"
+def hold_in_another_process(out: Path) -> subprocess.Popen:
+    """A process that holds the lock of ``out`` (for two minutes, or until killed), once it says it does."""
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], env=environment(), stdout=subprocess.PIPE,
                               text=True)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_folder_held_by_a_running_process_is_refused_and_freed_when_it_dies(tmp_path, capsys):
+    out = tmp_path / "busy"
+    holder = hold_in_another_process(out)
     try:
-        assert holder.stdout.readline() == "held\n"
         status = main(["train", "--out", str(out), "--steps", "5", "--eval-every", "5", *TINY])
         err = capsys.readouterr().err
         assert status == 2 and "another process is training into" in err and str(out) in err
@@ -112,10 +116,8 @@ def test_a_folder_held_by_a_running_process_is_refused_and_freed_when_it_dies(tm
 
 def test_waiting_for_a_held_folder_takes_it_once_the_holder_lets_go(tmp_path, capsys):
     out = tmp_path / "shared-run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], env=environment(), stdout=subprocess.PIPE,
-                              text=True)
+    holder = hold_in_another_process(out)
     try:
-        assert holder.stdout.readline() == "held\n"
         let_go = threading.Event()
 
         def kill_the_holder():

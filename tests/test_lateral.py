@@ -8,9 +8,10 @@ import torch
 
 from zero2gpt.attention import KeyValueCache
 from zero2gpt.gpt import GPT, GPTConfig, GPTTrainingConfig, gpt_parameter_count, train_gpt
-from zero2gpt.language import CharCorpus, CharTokenizer
 from zero2gpt.lateral import (LATERAL_COMPARISON_BUDGETS, LateralGPT, LateralMixing, lateral_comparison_config,
                               lateral_parameter_count, matched_lateral_hidden, pretrained_lateral)
+
+from tiny import tiny_char_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -146,11 +147,8 @@ def test_lateral_gpt_keeps_the_config_and_the_rest_of_the_gpt():
     assert lateral.head.weight is lateral.token_embedding.weight
 
 
-def tiny_corpus() -> CharCorpus:
-    text = "abcabdabcabe " * 60
-    tokenizer = CharTokenizer(text)
-    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    return CharCorpus(text, tokenizer, ids[:600], ids[600:])
+def tiny_corpus():
+    return tiny_char_corpus("abcabdabcabe " * 60, 600)
 
 
 def test_train_gpt_trains_a_lateral_gpt():

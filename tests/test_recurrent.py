@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from zero2gpt.language import BigramLanguageModel, CharCorpus, CharTokenizer
+from zero2gpt.language import BigramLanguageModel
 from zero2gpt.recurrent import (
     RECURRENT_CELLS,
     CausalConvLanguageModel,
@@ -20,6 +20,8 @@ from zero2gpt.recurrent import (
     train_recurrent_language_model,
     unroll_cell,
 )
+
+from tiny import tiny_char_corpus
 
 VOCAB = 11
 
@@ -190,11 +192,8 @@ def test_unrolling_in_two_halves_equals_unrolling_at_once(kind):
 # --- configs and training ------------------------------------------------------------------------
 
 
-def tiny_corpus() -> CharCorpus:
-    text = "abcd efgh " * 300
-    tokenizer = CharTokenizer(text)
-    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    return CharCorpus(text, tokenizer, ids[:2700], ids[2700:])
+def tiny_corpus():
+    return tiny_char_corpus("abcd efgh " * 300, 2700)
 
 
 def test_build_makes_the_model_the_config_describes():
