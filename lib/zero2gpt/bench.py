@@ -29,12 +29,16 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from zero2gpt.checks import check_choice, check_integer
 from zero2gpt.runtime import device as runtime_device
+
+if TYPE_CHECKING:  # for the hints alone: the command imports the chapters' modules only when it runs them
+    from zero2gpt.gpt import GPTTrainingConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # The targets of issue 14, each checked on the device the bench runs on.
@@ -51,9 +55,9 @@ class BenchSettings:
     then ``steps`` timed steps; generation writes ``new_tokens`` with ``generation_config``'s shape; memory is
     measured for ``memory_config`` (None: not measured) over ``memory_steps`` steps."""
 
-    shapes: list[tuple[str, object]]
-    generation_config: object
-    memory_config: object | None
+    shapes: list[tuple[str, GPTTrainingConfig]]
+    generation_config: GPTTrainingConfig
+    memory_config: GPTTrainingConfig | None
     vocab_size: int = 65
     steps: int = 10
     warmup: int = 2
@@ -99,7 +103,7 @@ def default_settings(device: str | None = None) -> BenchSettings:
         device=device)
 
 
-def matmul_parameters(config, vocab_size: int) -> int:
+def matmul_parameters(config: GPTTrainingConfig, vocab_size: int) -> int:
     """The parameters of ``config``'s GPT that multiply a token's vector: all but the lookup tables (the
     position table, and the token table unless it is tied to the output layer, which multiplies)."""
     from zero2gpt.gpt import gpt_parameter_count
@@ -109,13 +113,13 @@ def matmul_parameters(config, vocab_size: int) -> int:
     return gpt_parameter_count(shape) - lookups
 
 
-def training_flops_per_token(config, vocab_size: int) -> float:
+def training_flops_per_token(config: GPTTrainingConfig, vocab_size: int) -> float:
     """FLOPs to train on one token: 6 N + 12 L T C (Kaplan et al. 2020; PaLM, appendix B)."""
     attention = 12 * config.n_layer * config.block_size * config.n_embd
     return float(6 * matmul_parameters(config, vocab_size) + attention)
 
 
-def training_memory_estimate(config, vocab_size: int, device_type: str = "cpu",
+def training_memory_estimate(config: GPTTrainingConfig, vocab_size: int, device_type: str = "cpu",
                              dtype: str = "float32") -> dict[str, float]:
     """Bytes to train ``config`` (at its batch_size) with AdamW: weights, gradients, Adam's two moments, and the
     activations kept for backward, as the Performance page derives them; and their ``total``.
@@ -194,8 +198,8 @@ def _check_dtype(place: torch.device, dtype: str) -> None:
         raise ValueError(f"dtype bfloat16 is not supported on {name}: use --dtype float32")
 
 
-def measure_training(config, vocab_size: int = 65, *, device: str | torch.device | None = None, steps: int = 10,
-                     warmup: int = 2, dtype: str = "float32", compile: bool = False,
+def measure_training(config: GPTTrainingConfig, vocab_size: int = 65, *, device: str | torch.device | None = None,
+                     steps: int = 10, warmup: int = 2, dtype: str = "float32", compile: bool = False,
                      notes: list[str] | None = None) -> dict:
     """Train a new GPT of ``config``'s shape at its batch_size with the library's loop (zero2gpt.training.train,
     the optimizer of gpt_optimizer, gradient clipping as train_gpt does), on one batch of random ids kept on the
@@ -268,8 +272,8 @@ def _linux_memory(field_name: str) -> int | None:
     return None
 
 
-def measure_peak_memory(config, vocab_size: int = 65, *, device: str | torch.device | None = None, steps: int = 2,
-                        dtype: str = "float32") -> dict:
+def measure_peak_memory(config: GPTTrainingConfig, vocab_size: int = 65, *, device: str | torch.device | None = None,
+                        steps: int = 2, dtype: str = "float32") -> dict:
     """The peak memory of making and training ``config``'s GPT for ``steps`` steps at its batch_size, in bytes,
     and how it was measured: on CUDA, torch.cuda.max_memory_allocated above what was allocated before; on a CPU
     under Linux, the rise of the resident set size (VmHWM, reset first, less VmRSS before); elsewhere,
@@ -308,7 +312,7 @@ def _maxrss_bytes() -> int:
     return maximum if platform.system() == "Darwin" else maximum * 1024  # bytes on macOS, KiB on Linux
 
 
-def measure_generation(config, vocab_size: int = 65, *, new_tokens: int = GENERATION_TOKENS,
+def measure_generation(config: GPTTrainingConfig, vocab_size: int = 65, *, new_tokens: int = GENERATION_TOKENS,
                        device: str | torch.device | None = None) -> dict:
     """Tokens per second of GPT.generate writing ``new_tokens`` after a one-token prompt, with the key/value cache
     and without it (recomputing the whole window at every step), and the ratio. The library's generate restarts
@@ -331,7 +335,7 @@ def measure_generation(config, vocab_size: int = 65, *, new_tokens: int = GENERA
             "recomputed_tokens_per_second": speeds[False], "cache_speedup": speeds[True] / speeds[False]}
 
 
-def measure_attention(config, *, device: str | torch.device | None = None, repeats: int = 5,
+def measure_attention(config: GPTTrainingConfig, *, device: str | torch.device | None = None, repeats: int = 5,
                       dtype: str = "float32") -> dict:
     """Milliseconds for causal attention's forward and backward pass at ``config``'s shape (batch_size, n_head,
     block_size, n_embd / n_head): chapter 12's ``attend``, written out, against torch's fused
